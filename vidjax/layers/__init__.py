@@ -1,0 +1,1 @@
+"""Reusable layers: attention, tubelet embedding, transformer blocks, ..."""
