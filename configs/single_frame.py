@@ -1,0 +1,21 @@
+"""Single-frame 2D CNN baseline (lecture: per-frame predictions, averaged).
+
+On `synthetic_motion/motion` it should sit near chance: no single frame tells
+the class. On `synthetic_motion/appearance` it should be strong.
+"""
+from configs import default
+
+
+def get_config(arg: str = ""):
+  config = default.get_config()
+  config.model.name = "single_frame"
+  config.model.widths = (16, 32, 64)
+  config.model.blocks_per_stage = 1
+  config.dataset.config = arg or "motion"
+  config.num_train_steps = 600
+  config.eval_every_steps = 600
+  config.checkpoint_every_steps = 600
+  config.optimizer.learning_rate = 2e-3
+  config.optimizer.warmup_steps = 50
+  config.optimizer.weight_decay = 0.05
+  return config

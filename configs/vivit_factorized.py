@@ -1,0 +1,72 @@
+"""ViViT model 2, factorised encoder (Arnab et al. 2021).
+
+`configs/vivit_factorized.py`: a small model on the embedded `synthetic_motion`
+dataset that trains on a 2-core CPU in minutes.
+`configs/vivit_factorized.py:k400`: the paper's ViViT-B/16x2 FE recipe on
+Kinetics-400 (Tab. 7 / Sec. 4.1): 32 frames at stride 2, 224 crop, 12 spatial +
+4 temporal layers, hidden 768, 12 heads, MLP 3072; SGD momentum 0.9, batch 64,
+cosine, 2.5 warm-up epochs, grad-norm clip 1, 30 epochs, 4 clips x 3 crops.
+"""
+from configs import default
+
+VARIANTS = ("", "k400")  # rows of tools/model_table
+
+
+def get_config(arg: str = ""):
+  config = default.get_config()
+  config.model.name = "vivit_factorized"
+  if arg == "k400":
+    return _k400(config)
+  if arg not in ("", "local"):
+    raise ValueError(f"vivit_factorized.py: unknown config argument {arg!r}; "
+                     "use '' or 'k400'")
+  config.model.patch_size = (2, 8, 8)
+  config.model.hidden_size = 64
+  config.model.num_heads = 4
+  config.model.mlp_dim = 256
+  config.model.spatial_layers = 2
+  config.model.temporal_layers = 2
+  config.dataset.num_frames = 8
+  config.dataset.frame_stride = 2
+  config.dataset.crop_size = 32
+  config.batch_size = 64
+  config.num_train_steps = 2400
+  config.eval_every_steps = 800
+  config.checkpoint_every_steps = 800
+  config.log_every_steps = 50
+  config.optimizer.name = "adamw"
+  config.optimizer.learning_rate = 2e-3
+  config.optimizer.warmup_steps = 100
+  config.optimizer.weight_decay = 0.05
+  config.optimizer.grad_clip_norm = 1.0
+  return config
+
+
+def _k400(config):
+  config.dataset.name = "kinetics400"
+  config.dataset.num_frames = 32
+  config.dataset.frame_stride = 2
+  config.dataset.crop_size = 224
+  config.dataset.flip = True
+  config.dataset.mean = (0.5, 0.5, 0.5)
+  config.dataset.std = (0.5, 0.5, 0.5)
+  config.model.patch_size = (2, 16, 16)
+  config.model.hidden_size = 768
+  config.model.num_heads = 12
+  config.model.mlp_dim = 3072
+  config.model.spatial_layers = 12
+  config.model.temporal_layers = 4
+  config.batch_size = 64
+  config.num_train_epochs = 30.0
+  config.log_every_steps = 100
+  config.eval_every_steps = 5000
+  config.checkpoint_every_steps = 1000
+  config.num_test_clips = 4
+  config.num_test_crops = 3
+  config.optimizer.name = "sgd"
+  config.optimizer.momentum = 0.9
+  config.optimizer.learning_rate = 0.05  # the B-FE config's base lr
+  config.optimizer.warmup_epochs = 2.5
+  config.optimizer.grad_clip_norm = 1.0
+  config.optimizer.weight_decay = 0.0
+  return config

@@ -1,0 +1,65 @@
+"""Test setup: 8 forced host CPU devices (set before JAX initialises), quiet TF.
+
+Shared fixtures build one tiny `synthetic_motion` dataset per session.
+"""
+import os
+
+_FLAG = "--xla_force_host_platform_device_count=8"
+if _FLAG not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FLAG).strip()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
+
+TINY_TRAIN_PER_CLASS = 8
+TINY_TEST_PER_CLASS = 2
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory):
+  """A TFDS data dir holding a tiny synthetic_motion/motion build."""
+  from vidjax.data import synthetic_motion
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  synthetic_motion.load_builder(
+      "motion", data_dir=data_dir, train_per_class=TINY_TRAIN_PER_CLASS,
+      test_per_class=TINY_TEST_PER_CLASS)
+  return data_dir
+
+
+def tiny_config(data_dir: str, model: str = "vivit_factorized", **overrides):
+  """A config that trains in seconds on the tiny dataset."""
+  from configs import default
+  config = default.get_config()
+  config.dataset.data_dir = data_dir
+  config.dataset.train_per_class = TINY_TRAIN_PER_CLASS
+  config.dataset.test_per_class = TINY_TEST_PER_CLASS
+  config.dataset.num_frames = 4
+  config.dataset.crop_size = 16
+  config.dataset.num_workers = 2
+  config.batch_size = 16
+  config.eval_batch_size = 16
+  config.num_train_steps = 6
+  config.log_every_steps = 2
+  config.eval_every_steps = 4
+  config.checkpoint_every_steps = 3
+  config.num_test_clips = 2
+  config.model.name = model
+  if model == "vivit_factorized":
+    config.model.patch_size = (2, 8, 8)
+    config.model.hidden_size = 16
+    config.model.num_heads = 2
+    config.model.mlp_dim = 32
+    config.model.spatial_layers = 1
+    config.model.temporal_layers = 1
+  elif model == "single_frame":
+    config.model.widths = (8, 16)
+    config.model.blocks_per_stage = 1
+  config.optimizer.warmup_steps = 2
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config

@@ -1,0 +1,102 @@
+"""Times the jitted train step of a config; prints one JSON line.
+
+  python -m tools.benchmark --config=configs/vivit_factorized.py \
+      [--config.batch_size=32] [--steps=20] [--warmup=3]
+
+Random uint8 clips of the config's input shape (no dataset needed), the same
+jitted, donated, sharded train step as `vidjax.main`. Reports clips/s, the
+median step time, compile seconds, GFLOPs per clip (XLA cost analysis of the
+whole train step, forward + backward + update), MFU where the device's peak is
+known, and peak memory (device, or the host's max RSS on CPU).
+"""
+import json
+import resource
+import sys
+import time
+
+from absl import app, flags
+
+from vidjax import cli
+
+_CONFIG = cli.define_config_flag()
+_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps.")
+_WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compiling.")
+
+# Dense bf16 peak FLOP/s by device kind (vendor figures).
+PEAK_FLOPS = {"NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H200": 989e12,
+              "NVIDIA H100": 989e12, "TPU v4": 275e12, "TPU v5 lite": 197e12,
+              "TPU v5p": 459e12}
+
+
+def benchmark(config, num_steps: int, warmup: int) -> dict:
+  import jax
+  import numpy as np
+  from vidjax import costs, optim, sharding, steps
+
+  mesh = sharding.make_mesh(config.num_devices)
+  sharding.check_batch_size(config.batch_size, mesh)
+  model, shape = costs.configured_model(config)
+  schedule = optim.make_schedule(config.optimizer, max(
+      config.num_train_steps, 1), config.optimizer.warmup_steps)
+  tx = optim.make_optimizer(config.optimizer, schedule)
+  rep = sharding.replicated(mesh)
+  state = jax.jit(lambda: steps.create_state(
+      model, tx, config, jax.random.PRNGKey(0)), out_shardings=rep)()
+  rng = np.random.default_rng(0)
+  num_classes = model.num_classes
+  batch = sharding.put_batch({
+      "video": rng.integers(0, 256, (config.batch_size,) + shape, np.uint8),
+      "label": rng.integers(0, num_classes, (config.batch_size,), np.int32),
+  }, mesh)
+  step_fn = jax.jit(steps.make_train_step(config, schedule), donate_argnums=0,
+                    out_shardings=(rep, rep))
+  t0 = time.perf_counter()
+  compiled = step_fn.lower(state, batch).compile()
+  compile_s = time.perf_counter() - t0
+  flops = costs.xla_flops(compiled)
+  for _ in range(warmup):
+    state, metrics = compiled(state, batch)
+  jax.block_until_ready(state)
+  times = []
+  for _ in range(num_steps):
+    t0 = time.perf_counter()
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready((state, metrics))
+    times.append(time.perf_counter() - t0)
+  median = float(np.median(times))
+  device = jax.devices()[0]
+  peak = PEAK_FLOPS.get(device.device_kind)
+  n = mesh.devices.size
+  stats = device.memory_stats() or {}
+  return {
+      "config": config_name(), "model": config.model.name,
+      "device_kind": device.device_kind, "device_count": n,
+      "batch_size": config.batch_size, "input_shape": list(shape),
+      "clips_per_sec": round(config.batch_size / median, 3),
+      "median_step_ms": round(median * 1e3, 3),
+      "compile_seconds": round(compile_s, 3),
+      "gflops_per_clip": round(flops / config.batch_size / 1e9, 4),
+      "tflops_per_sec": round(flops / median / 1e12, 4),
+      "mfu": round(flops / median / (peak * n), 4) if peak else None,
+      "peak_memory_bytes": stats.get("peak_bytes_in_use"),
+      "host_max_rss_bytes": resource.getrusage(
+          resource.RUSAGE_SELF).ru_maxrss * 1024,
+  }
+
+
+def config_name() -> str:
+  given = [a for a in sys.argv[1:] if a.startswith("--config=")]
+  return given[0].split("=", 1)[1] if given else ""
+
+
+def main(argv):
+  del argv
+  from vidjax.errors import VidjaxError
+  try:
+    print(json.dumps(benchmark(_CONFIG.value, _STEPS.value, _WARMUP.value)))
+  except VidjaxError as e:
+    cli.fail(str(e))
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=cli.parse_flags)

@@ -1,0 +1,64 @@
+"""Every config in configs/ with its input shape, parameters and GFLOPs/view.
+
+  python -m tools.model_table [--format=json] [--only=vivit_factorized]
+      [--no_flops]
+
+A config module lists its named variants in `VARIANTS` (the default variant
+is ""); each row is `stem[:arg]`. GFLOPs are multiply-adds per view at batch 1
+from XLA's cost analysis of the unrolled forward pass (nothing is trained).
+"""
+import glob
+import importlib
+import json
+import os
+import sys
+
+from absl import app, flags
+
+from vidjax import cli, costs
+
+_FORMAT = flags.DEFINE_enum("format", "text", ["text", "json"], "Output.")
+_ONLY = flags.DEFINE_list("only", [], "Config stems (or stem:arg) to list.")
+_NO_FLOPS = flags.DEFINE_bool("no_flops", False, "Skip compiling for FLOPs.")
+
+
+def config_rows():
+  """Yields (name, config) for each config file and each of its variants."""
+  for path in sorted(glob.glob(os.path.join(cli.ROOT, "configs", "*.py"))):
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if stem in ("default", "__init__"):
+      continue
+    module = importlib.import_module(f"configs.{stem}")
+    for arg in getattr(module, "VARIANTS", ("",)):
+      yield (f"{stem}:{arg}" if arg else stem), module.get_config(arg)
+
+
+def row(name: str, config, flops: bool) -> dict:
+  model, shape = costs.configured_model(config)
+  out = {"config": name, "model": config.model.name,
+         "input_shape": list(shape), "params": costs.count_params(model, shape)}
+  out["gflops"] = round(costs.forward_gmacs(model, shape), 3) if flops else None
+  return out
+
+
+def main(argv):
+  del argv
+  rows = []
+  for name, config in config_rows():
+    if _ONLY.value and name not in _ONLY.value and name.split(":")[0] not in \
+        _ONLY.value:
+      continue
+    rows.append(row(name, config, not _NO_FLOPS.value))
+  if _FORMAT.value == "json":
+    print(json.dumps(rows))
+    return
+  print(f"{'config':32} {'model':22} {'input (T,H,W,C)':18} {'params':>14} "
+        f"{'GFLOPs/view':>12}")
+  for r in rows:
+    flops = "-" if r["gflops"] is None else f"{r['gflops']:.2f}"
+    print(f"{r['config']:32} {r['model']:22} {str(tuple(r['input_shape'])):18} "
+          f"{r['params']:>14,} {flops:>12}")
+
+
+if __name__ == "__main__":
+  sys.exit(app.run(main))

@@ -1,0 +1,152 @@
+"""Checkpoints with orbax: save every N steps, keep K, resume, init_from.
+
+Each checkpoint step holds two items: `state` (the whole TrainState) and `meta`
+(JSON: the config, the model name and every parameter's shape). `meta` lets a
+resume or `init_from` check compatibility and name the mismatched parameters
+before any array is read. Orbax writes a step into a temporary folder and
+renames it when complete, so an interrupted save never replaces a good one.
+"""
+import json
+import os
+from typing import Optional, Tuple
+
+import flax
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from vidjax.errors import VidjaxError
+from vidjax.steps import TrainState, flat_shapes
+
+
+def _manager(directory: str, keep: int = 0, create: bool = True):
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=keep or None, create=create)
+  return ocp.CheckpointManager(directory, options=options)
+
+
+class Checkpointer:
+  """The run's checkpoints under `workdir/checkpoints`."""
+
+  def __init__(self, workdir: str, keep: int):
+    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    self.manager = _manager(self.directory, keep)
+
+  def latest_step(self) -> Optional[int]:
+    return self.manager.latest_step()
+
+  def path(self, step: int) -> str:
+    return os.path.join(self.directory, str(step))
+
+  def save(self, state: TrainState, meta: dict):
+    step = int(jax.device_get(state.step))
+    if step in self.manager.all_steps():
+      return
+    self.manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+
+  def restore(self, abstract_state: TrainState, step: int) -> TrainState:
+    """Restores `step` into the structure/shardings of `abstract_state`."""
+    meta = self.meta(step)
+    check_shapes(meta.get("param_shapes", {}),
+                 flat_shapes(abstract_state.params), self.path(step))
+    restored = self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state)))
+    return restored.state
+
+  def meta(self, step: int) -> dict:
+    return self.manager.restore(
+        step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+
+  def wait(self):
+    self.manager.wait_until_finished()
+
+  def close(self):
+    self.manager.close()
+
+
+def make_meta(config, params) -> dict:
+  return {"model": config.model.name,
+          "config": json.loads(config.to_json_best_effort()),
+          "param_shapes": flat_shapes(params)}
+
+
+def check_shapes(saved: dict, wanted: dict, where: str):
+  """Raises a one-line error naming every parameter that does not match."""
+  problems = []
+  for key in sorted(set(saved) | set(wanted)):
+    if key not in saved:
+      problems.append(f"{key} missing from the checkpoint")
+    elif key not in wanted:
+      problems.append(f"{key} not in the model")
+    elif list(saved[key]) != list(wanted[key]):
+      problems.append(f"{key} {list(saved[key])} in checkpoint vs "
+                      f"{list(wanted[key])} in model")
+  if problems:
+    shown = "; ".join(problems[:6])
+    more = f"; and {len(problems) - 6} more" if len(problems) > 6 else ""
+    raise VidjaxError(
+        f"checkpoint {where} does not fit the configured model: "
+        f"{len(problems)} parameters differ: {shown}{more}")
+
+
+def _resolve(path: str) -> Tuple[str, int]:
+  """A run workdir, its checkpoints folder, or one step folder -> (dir, step)."""
+  path = os.path.abspath(path)
+  if not os.path.exists(path):
+    raise VidjaxError(f"config.init_from.checkpoint_path={path} does not exist")
+  if os.path.isdir(os.path.join(path, "checkpoints")):
+    path = os.path.join(path, "checkpoints")
+  if os.path.isdir(os.path.join(path, "state")):
+    base = os.path.basename(path)
+    if base.isdigit():
+      return os.path.dirname(path), int(base)
+  steps = [int(d) for d in os.listdir(path) if d.isdigit()
+           and os.path.isdir(os.path.join(path, d, "state"))]
+  if not steps:
+    raise VidjaxError(f"config.init_from.checkpoint_path={path} holds no "
+                      "vidjax checkpoint (expected checkpoints/<step>/state)")
+  return path, max(steps)
+
+
+def load_pretrained(path: str) -> Tuple[dict, dict, str]:
+  """Reads params (+ batch_stats) of another run's checkpoint as numpy."""
+  directory, step = _resolve(path)
+  manager = _manager(directory, create=False)
+  try:
+    restored = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore()))
+  except Exception as e:  # orbax's own errors are long; keep the first line.
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise VidjaxError(f"cannot read checkpoint {directory}/{step}: {first}")
+  finally:
+    manager.close()
+  state = restored.state
+  to_np = lambda tree: jax.tree.map(np.asarray, tree or {})  # noqa: E731
+  return (to_np(state.get("params")), to_np(state.get("batch_stats")),
+          os.path.join(directory, str(step)))
+
+
+def merge_pretrained(target, loaded) -> Tuple[dict, list, list, list]:
+  """Copies every loaded leaf whose name and shape match into `target`.
+
+  Returns (merged tree, loaded names, skipped 'name: reason', unused names).
+  """
+  flat_t = flax.traverse_util.flatten_dict(flax.core.unfreeze(target), sep="/")
+  flat_l = flax.traverse_util.flatten_dict(loaded, sep="/") if loaded else {}
+  merged, done, skipped = {}, [], []
+  for key, value in flat_t.items():
+    src = flat_l.get(key)
+    if src is None:
+      skipped.append(f"{key}: not in checkpoint")
+      merged[key] = value
+    elif tuple(src.shape) != tuple(value.shape):
+      skipped.append(f"{key}: shape {list(src.shape)} in checkpoint vs "
+                     f"{list(value.shape)} in model")
+      merged[key] = value
+    else:
+      merged[key] = jax.numpy.asarray(src, dtype=value.dtype)
+      done.append(key)
+  unused = sorted(set(flat_l) - set(flat_t))
+  return (flax.traverse_util.unflatten_dict(merged, sep="/"), done, skipped,
+          unused)

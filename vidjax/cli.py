@@ -1,0 +1,57 @@
+"""Command-line plumbing shared by `vidjax.main` and `tools/`.
+
+`--config=configs/X.py[:arg]` plus `--config.field=value` overrides, with
+every problem (missing file, unknown field, bad value, a config file that
+raises) reported as one line: `error: ...`, exit status 1.
+"""
+import os
+import sys
+
+from absl import flags
+from ml_collections import config_flags
+
+# Config files import `configs.default`: make the project root importable.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+
+def define_config_flag():
+  return config_flags.DEFINE_config_file(
+      "config", None, "Config file, e.g. configs/vivit_factorized.py[:k400].",
+      lock_config=True)
+
+
+def parse_flags(argv):
+  """absl's parser; bad flags and config-file problems as one-line errors."""
+  given = [a for a in argv[1:] if a.startswith("--config=")]
+  try:
+    rest = flags.FLAGS(argv)
+    flags.FLAGS.config.get("seed")  # the file loads lazily: fail here, not later
+    return rest
+  except flags.Error as e:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if len(lines) > 1:  # a config file that raised: its own message, last
+      lines = [lines[0].split(": Error whilst")[0] + ": " + lines[-1]]
+    fail(lines[0] if lines else type(e).__name__)
+  except (AttributeError, KeyError) as e:
+    missing = str(e).strip("\"' ")
+    bad = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")
+           and missing in a.split("=")[0].split(".")]
+    what = bad[0] if bad else f"--config...{missing}"
+    fail(f"{what}: the config has no field {missing!r} (see the config file "
+          "and configs/default.py)")
+  except Exception as e:  # the config file is missing or raised
+    last = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    fail(f"{given[0] if given else '--config'}: "
+          f"{last[-1] if last else type(e).__name__}")
+
+
+def fail(message: str):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(1)
+
+
+def fail(message: str):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(1)

@@ -1,0 +1,79 @@
+"""Checks a config and the workdir before anything is built or compiled.
+
+Every failure is a `VidjaxError` whose one line names the config key (or the
+workdir) at fault.
+"""
+import os
+import tempfile
+
+from vidjax.errors import VidjaxError
+
+# Fields every config shares (see configs/default.py).
+REQUIRED = (
+    "seed", "batch_size", "eval_batch_size", "num_train_steps",
+    "num_train_epochs", "log_every_steps", "eval_every_steps",
+    "checkpoint_every_steps", "keep_checkpoints", "num_test_clips",
+    "num_test_crops", "label_smoothing", "num_devices",
+    "max_consecutive_nonfinite", "dataset.name", "dataset.num_frames",
+    "dataset.frame_stride", "dataset.crop_size", "model.name",
+    "optimizer.name", "optimizer.learning_rate", "init_from.checkpoint_path",
+)
+POSITIVE = (
+    "batch_size", "eval_batch_size", "log_every_steps", "eval_every_steps",
+    "checkpoint_every_steps", "num_test_clips", "max_consecutive_nonfinite",
+    "dataset.num_frames", "dataset.frame_stride", "dataset.crop_size",
+)
+
+
+def _get(config, dotted: str):
+  node = config
+  for part in dotted.split("."):
+    if part not in node:
+      raise VidjaxError(f"config.{dotted} is missing (configs/default.py "
+                        "defines every shared field)")
+    node = node[part]
+  return node
+
+
+def check_config(config):
+  for key in REQUIRED:
+    _get(config, key)
+  for key in POSITIVE:
+    if _get(config, key) <= 0:
+      raise VidjaxError(f"config.{key} must be > 0, got {_get(config, key)}")
+  if config.num_train_steps <= 0 and config.num_train_epochs <= 0:
+    raise VidjaxError("config.num_train_steps (or config.num_train_epochs) "
+                      "must be > 0")
+  if config.num_test_crops not in (1, 3):
+    raise VidjaxError("config.num_test_crops must be 1 or 3, got "
+                      f"{config.num_test_crops}")
+  if not 0.0 <= config.label_smoothing < 1.0:
+    raise VidjaxError("config.label_smoothing must be in [0, 1), got "
+                      f"{config.label_smoothing}")
+  if config.keep_checkpoints < 1:
+    raise VidjaxError("config.keep_checkpoints must be >= 1, got "
+                      f"{config.keep_checkpoints}")
+  for key in ("mean", "std"):
+    value = config.dataset.get(key, ())
+    if len(value) != 3:
+      raise VidjaxError(f"config.dataset.{key} needs 3 values (RGB), got "
+                        f"{tuple(value)}")
+  if min(config.dataset.std) <= 0:
+    raise VidjaxError(f"config.dataset.std must be > 0, got "
+                      f"{tuple(config.dataset.std)}")
+
+
+def check_workdir(workdir: str) -> str:
+  """Creates `workdir` if needed and proves it is writable; returns it."""
+  if not workdir:
+    raise VidjaxError("--workdir is required")
+  workdir = os.path.abspath(os.path.expanduser(workdir))
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise VidjaxError(f"--workdir={workdir} exists and is not a directory")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_test"):
+      pass
+  except OSError as e:
+    raise VidjaxError(f"--workdir={workdir} is not writable: {e.strerror}")
+  return workdir

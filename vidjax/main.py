@@ -1,0 +1,50 @@
+"""Command line: `python -m vidjax.main --config=configs/X.py[:arg] --workdir=DIR`.
+
+Any config field can be overridden, e.g. `--config.batch_size=32` or
+`--config.model.hidden_size=128`. Multi-host (pods, GPU clusters): start the
+same command on every host with `--multihost`; `jax.distributed.initialize()`
+reads the cluster from the environment (or from --coordinator_address,
+--num_processes, --process_id).
+"""
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags, logging  # noqa: E402
+
+from vidjax import cli  # noqa: E402
+from vidjax.errors import VidjaxError  # noqa: E402
+
+_CONFIG = cli.define_config_flag()
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, "
+                               "metrics, TensorBoard); resumed if it has one.")
+_MULTIHOST = flags.DEFINE_bool("multihost", False, "Call "
+                               "jax.distributed.initialize() first.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port "
+                                   "of process 0 (multi-host).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process' index.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.set_verbosity(logging.WARNING)
+  import jax
+  if _MULTIHOST.value or _COORDINATOR.value:
+    jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value,
+                               _PROCESS_ID.value)
+  from vidjax import train
+  try:
+    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except VidjaxError as e:
+    cli.fail(str(e))
+
+
+def run():
+  app.run(main, flags_parser=cli.parse_flags)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,76 @@
+"""Metrics to stdout, TensorBoard event files and `workdir/metrics.jsonl`.
+
+One JSON object per logged step: {"step": 100, "train/loss": ..., ...}. Only
+process 0 writes. A tqdm progress bar shows step, loss, steps/s and ETA.
+"""
+import json
+import math
+import os
+import sys
+from typing import Dict
+
+import numpy as np
+
+
+def _clean(value):
+  value = float(np.asarray(value))
+  return value if math.isfinite(value) else str(value)
+
+
+class MetricWriter:
+
+  def __init__(self, workdir: str, enabled: bool = True):
+    self.enabled = enabled
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self._tb = None
+    if enabled:
+      import tensorflow as tf  # already imported by TFDS; CPU only here.
+      tf.config.set_visible_devices([], "GPU")
+      self._tf = tf
+      self._tb = tf.summary.create_file_writer(os.path.join(workdir, "tb"))
+
+  def write(self, step: int, metrics: Dict[str, float]):
+    if not self.enabled:
+      return
+    row = {"step": int(step)}
+    row.update({k: _clean(v) for k, v in sorted(metrics.items())})
+    with open(self.path, "a") as f:
+      f.write(json.dumps(row) + "\n")
+    with self._tb.as_default(step=int(step)):
+      for key, value in row.items():
+        if key != "step" and isinstance(value, float):
+          self._tf.summary.scalar(key, value)
+    self._tb.flush()
+
+  def close(self):
+    if self._tb is not None:
+      self._tb.close()
+
+
+def format_metrics(metrics: Dict[str, float]) -> str:
+  return "  ".join(f"{k}={_clean(v):.4g}" if isinstance(_clean(v), float)
+                   else f"{k}={v}" for k, v in sorted(metrics.items()))
+
+
+class Progress:
+  """A progress bar over the run's steps (stderr), or silence off process 0."""
+
+  def __init__(self, start: int, total: int, enabled: bool = True):
+    from tqdm import tqdm
+    self.bar = tqdm(total=total, initial=start, disable=not enabled,
+                    unit="step", dynamic_ncols=True, file=sys.stderr,
+                    mininterval=1.0 if sys.stderr.isatty() else 30.0,
+                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} "
+                               "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+
+  def update(self, n: int = 1):
+    self.bar.update(n)
+
+  def set_loss(self, loss: float):
+    self.bar.set_postfix_str(f"loss={_clean(loss):.4g}", refresh=False)
+
+  def write(self, line: str):
+    self.bar.write(line, file=sys.stdout)
+
+  def close(self):
+    self.bar.close()

@@ -1,0 +1,132 @@
+"""Train state, and the jitted train and eval steps.
+
+The whole update is one jitted function with the state donated: input
+normalisation (uint8 -> float happens on the device), forward, loss, backward,
+optimizer, metrics. A non-finite loss or gradient norm skips the update inside
+the step (no host sync) and is counted in `skipped_steps`.
+"""
+from typing import Any, Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+
+class TrainState(struct.PyTreeNode):
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  rng: jax.Array                # base key of the dropout stream
+  skipped_steps: jax.Array      # non-finite updates skipped so far
+  nonfinite_streak: jax.Array   # consecutive ones, reset by a finite step
+  apply_fn: Callable = struct.field(pytree_node=False)
+  tx: optax.GradientTransformation = struct.field(pytree_node=False)
+
+
+def input_shape(config) -> tuple:
+  d = config.dataset
+  return (d.num_frames, d.crop_size, d.crop_size, 3)
+
+
+def init_variables(model, config, rng: jax.Array):
+  x = jnp.zeros((1,) + input_shape(config), jnp.float32)
+  return model.init({"params": rng, "dropout": rng}, x, train=False)
+
+
+def create_state(model, tx, config, rng: jax.Array) -> TrainState:
+  init_rng, dropout_rng = jax.random.split(rng)
+  variables = init_variables(model, config, init_rng)
+  params = variables["params"]
+  zero = jnp.zeros((), jnp.int32)
+  return TrainState(
+      step=zero, params=params, batch_stats=variables.get("batch_stats", {}),
+      opt_state=tx.init(params), rng=dropout_rng, skipped_steps=zero,
+      nonfinite_streak=zero, apply_fn=model.apply, tx=tx)
+
+
+def normalize(video: jax.Array, mean, std) -> jax.Array:
+  x = video.astype(jnp.float32) * (1.0 / 255.0)
+  return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
+
+
+def _apply(state, params, x, train, rng):
+  variables = {"params": params}
+  if state.batch_stats:
+    variables["batch_stats"] = state.batch_stats
+    if train:
+      logits, updates = state.apply_fn(
+          variables, x, train=True, rngs={"dropout": rng},
+          mutable=["batch_stats"])
+      return logits, updates["batch_stats"]
+  logits = state.apply_fn(variables, x, train=train, rngs={"dropout": rng})
+  return logits, state.batch_stats
+
+
+def make_train_step(config, schedule):
+  mean, std = tuple(config.dataset.mean), tuple(config.dataset.std)
+  smoothing = float(config.label_smoothing)
+
+  def train_step(state: TrainState, batch: dict):
+    x = normalize(batch["video"], mean, std)
+    rng = jax.random.fold_in(state.rng, state.step)
+
+    def loss_fn(params):
+      logits, new_stats = _apply(state, params, x, True, rng)
+      logits = logits.astype(jnp.float32)
+      labels = jax.nn.one_hot(batch["label"], logits.shape[-1])
+      if smoothing:
+        labels = optax.smooth_labels(labels, smoothing)
+      loss = optax.softmax_cross_entropy(logits, labels).mean()
+      return loss, (logits, new_stats)
+
+    (loss, (logits, new_stats)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.params)
+    grad_norm = optax.global_norm(grads)
+    updates, new_opt_state = state.tx.update(grads, state.opt_state,
+                                             state.params)
+    new_params = optax.apply_updates(state.params, updates)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    keep = lambda new, old: jax.tree.map(  # noqa: E731
+        lambda a, b: jnp.where(finite, a, b), new, old)
+    new_state = state.replace(
+        step=state.step + 1,
+        params=keep(new_params, state.params),
+        batch_stats=keep(new_stats, state.batch_stats),
+        opt_state=keep(new_opt_state, state.opt_state),
+        skipped_steps=state.skipped_steps + (~finite).astype(jnp.int32),
+        nonfinite_streak=jnp.where(finite, 0, state.nonfinite_streak + 1))
+    metrics = {
+        "train/loss": loss,
+        "train/top1": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
+        "train/grad_norm": grad_norm,
+        "train/lr": schedule(state.step),
+        "train/skipped_steps": new_state.skipped_steps,
+        "train/nonfinite_streak": new_state.nonfinite_streak,
+    }
+    return new_state, metrics
+
+  return train_step
+
+
+def make_eval_step(config):
+  mean, std = tuple(config.dataset.mean), tuple(config.dataset.std)
+
+  def eval_step(state: TrainState, batch: dict) -> jax.Array:
+    x = normalize(batch["video"], mean, std)
+    logits, _ = _apply(state, state.params, x, False, state.rng)
+    return logits.astype(jnp.float32)
+
+  return eval_step
+
+
+def param_count(params) -> int:
+  return int(sum(x.size for x in jax.tree.leaves(params)))
+
+
+def flat_shapes(params) -> dict:
+  """{'a/b/kernel': [shape]} for checkpoint compatibility checks."""
+  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(params), sep="/")
+  return {k: list(v.shape) for k, v in flat.items()}
