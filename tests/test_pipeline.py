@@ -87,6 +87,11 @@ def test_flip_mirrors_width():
 def test_test_views_uniform_clips_and_three_crops():
   np.testing.assert_array_equal(pipeline.test_starts(20, SPEC, 3), [0, 6, 13])
   np.testing.assert_array_equal(pipeline.test_starts(20, SPEC, 1), [6])
+  # Symmetric in time, so a frame statistic that drifts with time (a growing
+  # object's size) averages out over a video's clips.
+  for n in (2, 3, 4, 5):
+    starts = pipeline.test_starts(32, SPEC, n)
+    assert np.abs(starts + starts[::-1] - (32 - 7)).max() <= 1
   assert pipeline.crop_origins(12, 16, 8, 3) == [(2, 0), (2, 4), (2, 8)]
   assert pipeline.crop_origins(16, 12, 8, 3) == [(0, 2), (4, 2), (8, 2)]
   assert pipeline.crop_origins(12, 12, 8, 1) == [(2, 2)]

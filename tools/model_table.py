@@ -37,7 +37,8 @@ def row(name: str, config, flops: bool) -> dict:
   model, shape = costs.configured_model(config)
   out = {"config": name, "model": config.model.name,
          "input_shape": list(shape), "params": costs.count_params(model, shape)}
-  out["gflops"] = round(costs.forward_gmacs(model, shape), 3) if flops else None
+  out["gflops"] = (float(f"{costs.forward_gmacs(model, shape):.4g}") if flops
+                   else None)
   return out
 
 

@@ -10,6 +10,7 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # TF only writes summaries
 from absl import app, flags, logging  # noqa: E402
 
 from vidjax import cli  # noqa: E402

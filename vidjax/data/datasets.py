@@ -16,6 +16,8 @@ PUBLIC_NUM_CLASSES = {
     "ucf101": 101,
     "hmdb51": 51,
     "something_something_v2": 174,
+    "sports1m": 487,
+    "imagenet": 1000,
 }
 SYNTHETIC_NUM_CLASSES = 8
 
