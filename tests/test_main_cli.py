@@ -43,6 +43,8 @@ def test_main_job_end_to_end(tiny_data_dir, tmp_path):
                   f"--workdir={workdir}", *tiny_flags(tiny_data_dir))
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "done: 6 steps" in proc.stdout
+  assert "step 4: " in proc.stdout and "train/loss=" in proc.stdout
+  assert "eval/top1=" in proc.stdout
   assert f"checkpoint {workdir}/checkpoints/6" in proc.stdout
   rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
   train_rows = [r for r in rows if "train/loss" in r]

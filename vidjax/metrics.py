@@ -57,6 +57,7 @@ class Progress:
 
   def __init__(self, start: int, total: int, enabled: bool = True):
     from tqdm import tqdm
+    self.enabled = enabled
     self.bar = tqdm(total=total, initial=start, disable=not enabled,
                     unit="step", dynamic_ncols=True, file=sys.stderr,
                     mininterval=1.0 if sys.stderr.isatty() else 30.0,
@@ -70,7 +71,8 @@ class Progress:
     self.bar.set_postfix_str(f"loss={_clean(loss):.4g}", refresh=False)
 
   def write(self, line: str):
-    self.bar.write(line, file=sys.stdout)
+    if self.enabled:  # tqdm.write prints even for a disabled bar
+      self.bar.write(line, file=sys.stdout)
 
   def close(self):
     self.bar.close()

@@ -151,6 +151,7 @@ def train_and_evaluate(config, workdir: str,
         streak = int(row.pop("train/nonfinite_streak"))
         writer.write(step, row)
         progress.set_loss(row["train/loss"])
+        progress.write(f"step {step}: {metrics_lib.format_metrics(row)}")
         pending, window_start = [], time.time()
         if streak >= config.max_consecutive_nonfinite:
           raise VidjaxError(

@@ -1,0 +1,40 @@
+"""C3D (Tran et al. 2015): paper-size params/GFLOPs, shapes, small config."""
+import jax
+import jax.numpy as jnp
+import pytest
+
+from configs import c3d as c3d_config
+from vidjax import costs
+from vidjax.layers.conv3d import full_kernel_gmacs
+from vidjax.models.c3d import C3D
+
+
+def test_paper_size_params_and_macs():
+  model, shape = costs.configured_model(c3d_config.get_config("sports1m"))
+  assert shape == (16, 112, 112, 3)
+  # convs 27,655,936 + fc6 (8192 inputs) 33,558,528 + fc7 16,781,312 + head.
+  assert costs.count_params(model, shape) == 79_991_015
+  # The quoted 78.4M is the same net with a 101-class (UCF101) head.
+  assert costs.count_params(C3D(num_classes=101), shape) == pytest.approx(
+      78.4e6, rel=1e-3)
+  assert full_kernel_gmacs(model, shape) == pytest.approx(38.5, rel=0.05)
+
+
+def test_pool5_pads_to_4x4():
+  variables = jax.eval_shape(C3D(num_classes=3).init, jax.random.key(0),
+                             jax.ShapeDtypeStruct((1, 16, 112, 112, 3),
+                                                  jnp.float32))
+  assert variables["params"]["fc6"]["kernel"].shape == (8192, 4096)
+
+
+def test_small_default_config_builds_and_trains_a_step():
+  config = c3d_config.get_config()
+  model, shape = costs.configured_model(config)
+  x = jax.random.normal(jax.random.key(0), (2,) + shape)
+  variables = jax.jit(model.init)(jax.random.key(1), x)
+  logits = jax.jit(model.apply, static_argnames="train")(variables, x)
+  assert logits.shape == (2, 8) and logits.dtype == jnp.float32
+  logits, updates = model.apply(variables, x, train=True,
+                                rngs={"dropout": jax.random.key(2)},
+                                mutable=["batch_stats"])
+  assert logits.shape == (2, 8) and "batch_stats" in updates
