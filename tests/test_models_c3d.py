@@ -5,7 +5,7 @@ import pytest
 
 from configs import c3d as c3d_config
 from vidjax import costs
-from vidjax.layers.conv3d import full_kernel_gmacs
+from vidjax.costs import kernel_gmacs
 from vidjax.models.c3d import C3D
 
 
@@ -17,7 +17,7 @@ def test_paper_size_params_and_macs():
   # The quoted 78.4M is the same net with a 101-class (UCF101) head.
   assert costs.count_params(C3D(num_classes=101), shape) == pytest.approx(
       78.4e6, rel=1e-3)
-  assert full_kernel_gmacs(model, shape) == pytest.approx(38.5, rel=0.05)
+  assert kernel_gmacs(model, shape) == pytest.approx(38.5, rel=0.05)
 
 
 def test_pool5_pads_to_4x4():

@@ -14,7 +14,7 @@ import resource
 import sys
 import time
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from vidjax import cli
 
@@ -91,6 +91,7 @@ def config_name() -> str:
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)
   from vidjax.errors import VidjaxError
   try:
     print(json.dumps(benchmark(_CONFIG.value, _STEPS.value, _WARMUP.value)))
