@@ -26,15 +26,7 @@ def get_config(arg: str = ""):
   config.model.dropout_rate = 0.2
   config.model.batch_norm = True
   config.model.dtype = "float32"
-  config.dataset.num_frames = 8
-  config.dataset.crop_size = 32
-  config.num_train_steps = 600
-  config.eval_every_steps = 600
-  config.checkpoint_every_steps = 600
-  config.optimizer.learning_rate = 2e-3
-  config.optimizer.warmup_steps = 50
-  config.optimizer.weight_decay = 0.05
-  return config
+  return default.synthetic_recipe(config, 600, warmup_steps=50)
 
 
 def _sports1m(config):

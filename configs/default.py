@@ -59,3 +59,26 @@ def get_config():
   config.init_from = ml_collections.ConfigDict()
   config.init_from.checkpoint_path = ""  # a run's workdir or checkpoint step dir
   return config
+
+
+def synthetic_recipe(config, num_train_steps: int = 2400,
+                     warmup_steps: int = 100):
+  """The small CPU recipe every model's default config shares.
+
+  8 frames at stride 2, 32x32 crops of `synthetic_motion`, batch 64, AdamW
+  2e-3 with warm-up and cosine decay, weight decay 0.05, clipping at 1.
+  """
+  config.dataset.num_frames = 8
+  config.dataset.frame_stride = 2
+  config.dataset.crop_size = 32
+  config.batch_size = 64
+  config.num_train_steps = num_train_steps
+  config.eval_every_steps = max(num_train_steps // 3, 1)
+  config.checkpoint_every_steps = max(num_train_steps // 3, 1)
+  config.log_every_steps = 50
+  config.optimizer.name = "adamw"
+  config.optimizer.learning_rate = 2e-3
+  config.optimizer.warmup_steps = warmup_steps
+  config.optimizer.weight_decay = 0.05
+  config.optimizer.grad_clip_norm = 1.0
+  return config

@@ -41,15 +41,7 @@ def build(arg: str, name: str, block: str):
   config.model.stem_width = 16
   if block == "2plus1d":
     config.model.stem_mid_width = 16
-  config.dataset.num_frames = 8
-  config.dataset.crop_size = 32
-  config.num_train_steps = 600
-  config.eval_every_steps = 600
-  config.checkpoint_every_steps = 600
-  config.optimizer.learning_rate = 2e-3
-  config.optimizer.warmup_steps = 50
-  config.optimizer.weight_decay = 0.05
-  return config
+  return default.synthetic_recipe(config, 600, warmup_steps=50)
 
 
 def _k400(config):

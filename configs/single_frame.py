@@ -12,10 +12,4 @@ def get_config(arg: str = ""):
   config.model.widths = (16, 32, 64)
   config.model.blocks_per_stage = 1
   config.dataset.config = arg or "motion"
-  config.num_train_steps = 600
-  config.eval_every_steps = 600
-  config.checkpoint_every_steps = 600
-  config.optimizer.learning_rate = 2e-3
-  config.optimizer.warmup_steps = 50
-  config.optimizer.weight_decay = 0.05
-  return config
+  return default.synthetic_recipe(config, 600, warmup_steps=50)
