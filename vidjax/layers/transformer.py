@@ -106,6 +106,10 @@ class Encoder(nn.Module):
   scan_layers: bool = False
   remat: bool = False
   dtype: Any = jnp.float32
+  # Any block with EncoderBlock's constructor options and a
+  # `__call__(x, drop_path_rate=None)`, e.g. the factorised blocks of
+  # `vidjax.layers.factorized_attention`; scanning needs `EncoderBlock`.
+  block_cls: Any = None
 
   def _layer_rates(self):
     """Linearly increasing drop-path rates, 0 at the first block."""
@@ -120,9 +124,11 @@ class Encoder(nn.Module):
         attention_dropout_rate=self.attention_dropout_rate,
         attention_impl=self.attention_impl, deterministic=not train,
         dtype=self.dtype)
-    block_cls = EncoderBlock
+    block_cls = self.block_cls or EncoderBlock
+    if self.scan_layers and block_cls is not EncoderBlock:
+      raise ValueError("scan_layers needs EncoderBlock blocks")
     if self.remat:
-      block_cls = nn.remat(EncoderBlock, prevent_cse=not self.scan_layers)
+      block_cls = nn.remat(block_cls, prevent_cse=not self.scan_layers)
 
     if self.scan_layers and self.num_layers > 0:
       rates: Optional[jax.Array] = None

@@ -29,35 +29,13 @@ import jax.numpy as jnp
 from vidjax.layers.embedding import AddPositionEmbedding, TubeletEmbedding
 from vidjax.layers.factorized_attention import (FactorisedDotProductBlock,
                                                 FactorisedSelfAttentionBlock)
+from vidjax.layers.transformer import Encoder
 from vidjax.models.vivit import (_head, check_tubelet_input, compute_dtype)
 from vidjax.registry import register_model
 
 
-class GridEncoder(nn.Module):
-  """`num_layers` blocks of `block_cls` on (B, T, S, D) tokens, then a final
-  LayerNorm. Stochastic depth grows linearly from 0 (first block) to
-  `stochastic_depth` (last), as in `vidjax.layers.transformer.Encoder`.
-  Parameters: `block_0 .. block_{L-1}`, `norm`."""
-  block_cls: type
-  num_layers: int
-  block_kwargs: dict  # static options for `block_cls` (hashable values)
-  stochastic_depth: float = 0.0
-  remat: bool = False
-  dtype: object = jnp.float32
-
-  @nn.compact
-  def __call__(self, x, *, train: bool = False):
-    block_cls = nn.remat(self.block_cls) if self.remat else self.block_cls
-    denom = max(self.num_layers - 1, 1)
-    for i in range(self.num_layers):
-      x = block_cls(drop_path_rate=self.stochastic_depth * i / denom,
-                    deterministic=not train, dtype=self.dtype,
-                    name=f"block_{i}", **self.block_kwargs)(x)
-    return nn.LayerNorm(dtype=self.dtype, name="norm")(x)
-
-
 class _FactorisedViViT(nn.Module):
-  """Tubelets -> + position embedding -> `GridEncoder` -> token mean -> head."""
+  """Tubelets -> + position embedding -> `Encoder` of `block_cls` -> token mean -> head."""
   num_classes: int
   patch_size: Tuple[int, int, int] = (2, 16, 16)
   hidden_size: int = 768
@@ -87,15 +65,13 @@ class _FactorisedViViT(nn.Module):
     tokens = tokens.reshape(batch, steps, rows * cols, dim)
     tokens = AddPositionEmbedding(name="pos_embedding")(tokens)
     tokens = nn.Dropout(self.dropout_rate)(tokens, deterministic=not train)
-    block_kwargs = dict(
-        num_heads=self.num_heads, mlp_dim=self.mlp_dim,
-        dropout_rate=self.dropout_rate,
+    tokens = Encoder(
+        num_layers=self.num_layers, num_heads=self.num_heads,
+        mlp_dim=self.mlp_dim, dropout_rate=self.dropout_rate,
         attention_dropout_rate=self.attention_dropout_rate,
-        attention_impl=self.attention_impl)
-    tokens = GridEncoder(
-        type(self).block_cls, self.num_layers, block_kwargs,
-        stochastic_depth=self.stochastic_depth, remat=self.remat, dtype=dtype,
-        name="encoder")(tokens, train=train)
+        stochastic_depth=self.stochastic_depth,
+        attention_impl=self.attention_impl, remat=self.remat, dtype=dtype,
+        block_cls=type(self).block_cls, name="encoder")(tokens, train=train)
     pooled = tokens.mean(axis=(1, 2))
     return _head(self.num_classes, self.head_init_std)(
         pooled.astype(jnp.float32))
