@@ -103,22 +103,21 @@ def _head(num_classes: int, head_init_std: float):
                   name="head")
 
 
-@register_model("vivit_factorized")
-class ViViTFactorizedEncoder(nn.Module):
-  """ViViT model 2 (factorised encoder). x: (B, T, H, W, C) -> (B, classes)."""
+class ViViTOptions(nn.Module):
+  """The options every ViViT variant shares (ViViT-B/16x2 defaults).
+
+  Variants subclass it and add their own layer counts; `check_input` rejects
+  clips the tubelet cannot tile before anything is compiled.
+  """
   num_classes: int
   patch_size: Tuple[int, int, int] = (2, 16, 16)
   hidden_size: int = 768
   num_heads: int = 12
   mlp_dim: int = 3072
-  spatial_layers: int = 12
-  temporal_layers: int = 4
   dropout_rate: float = 0.0
   attention_dropout_rate: float = 0.0
   stochastic_depth: float = 0.0
-  classifier: str = "token"
   attention_impl: str = "einsum"
-  scan_layers: bool = False
   remat: bool = False
   dtype: str = "float32"
   head_init_std: float = 0.0
@@ -126,6 +125,15 @@ class ViViTFactorizedEncoder(nn.Module):
   def check_input(self, input_shape):
     check_tubelet_input(input_shape, self.patch_size, self.hidden_size,
                         self.num_heads)
+
+
+@register_model("vivit_factorized")
+class ViViTFactorizedEncoder(ViViTOptions):
+  """ViViT model 2 (factorised encoder). x: (B, T, H, W, C) -> (B, classes)."""
+  spatial_layers: int = 12
+  temporal_layers: int = 4
+  classifier: str = "token"
+  scan_layers: bool = False
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
@@ -153,27 +161,11 @@ class ViViTFactorizedEncoder(nn.Module):
 
 
 @register_model("vivit_spatiotemporal")
-class ViViTSpatioTemporal(nn.Module):
+class ViViTSpatioTemporal(ViViTOptions):
   """ViViT model 1 (joint space-time attention). (B,T,H,W,C) -> (B, classes)."""
-  num_classes: int
-  patch_size: Tuple[int, int, int] = (2, 16, 16)
-  hidden_size: int = 768
-  num_heads: int = 12
-  mlp_dim: int = 3072
   num_layers: int = 12
-  dropout_rate: float = 0.0
-  attention_dropout_rate: float = 0.0
-  stochastic_depth: float = 0.0
   classifier: str = "token"
-  attention_impl: str = "einsum"
   scan_layers: bool = False
-  remat: bool = False
-  dtype: str = "float32"
-  head_init_std: float = 0.0
-
-  def check_input(self, input_shape):
-    check_tubelet_input(input_shape, self.patch_size, self.hidden_size,
-                        self.num_heads)
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):

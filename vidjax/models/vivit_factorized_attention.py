@@ -21,7 +21,6 @@ ViViT-B/16x2 (32x224x224, 400 classes): 117.3M / 88.9M parameters and
 372.3 / 277.1 GFLOPs (paper Tab. 2), checked by
 tests/test_models_vivit_factorized_attention.py.
 """
-from typing import Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -30,31 +29,15 @@ from vidjax.layers.embedding import AddPositionEmbedding, TubeletEmbedding
 from vidjax.layers.factorized_attention import (FactorisedDotProductBlock,
                                                 FactorisedSelfAttentionBlock)
 from vidjax.layers.transformer import Encoder
-from vidjax.models.vivit import (_head, check_tubelet_input, compute_dtype)
+from vidjax.models.vivit import ViViTOptions, _head, compute_dtype
 from vidjax.registry import register_model
 
 
-class _FactorisedViViT(nn.Module):
-  """Tubelets -> + position embedding -> `Encoder` of `block_cls` -> token mean -> head."""
-  num_classes: int
-  patch_size: Tuple[int, int, int] = (2, 16, 16)
-  hidden_size: int = 768
-  num_heads: int = 12
-  mlp_dim: int = 3072
+class _FactorisedViViT(ViViTOptions):
+  """Tubelets + position embedding -> `Encoder` of `block_cls` -> mean -> head."""
   num_layers: int = 12
-  dropout_rate: float = 0.0
-  attention_dropout_rate: float = 0.0
-  stochastic_depth: float = 0.0
-  attention_impl: str = "einsum"
-  remat: bool = False
-  dtype: str = "float32"
-  head_init_std: float = 0.0
 
   block_cls = None  # set by subclasses (a class attribute, not a field)
-
-  def check_input(self, input_shape):
-    check_tubelet_input(input_shape, self.patch_size, self.hidden_size,
-                        self.num_heads)
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
