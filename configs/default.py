@@ -9,6 +9,9 @@ import ml_collections
 
 def get_config():
   config = ml_collections.ConfigDict()
+  # "classification" (cross-entropy on labels) | "videomae_pretrain" (masked
+  # video reconstruction, vidjax/pretrain_step.py; model videomae_pretrain).
+  config.task = "classification"
   config.seed = 0
   config.batch_size = 64            # global, over all devices and hosts
   config.eval_batch_size = 128      # views per eval step, global
@@ -23,6 +26,7 @@ def get_config():
   config.label_smoothing = 0.0
   config.num_devices = -1           # -1: every device; else the first N (one host)
   config.max_consecutive_nonfinite = 10
+  config.inject_nan_at_steps = ()  # testing: make these steps' inputs NaN
 
   config.dataset = ml_collections.ConfigDict()
   config.dataset.name = "synthetic_motion"
@@ -38,6 +42,67 @@ def get_config():
   config.dataset.std = (0.25, 0.25, 0.25)
   config.dataset.num_workers = 4    # threads reading and sampling clips
   config.dataset.prefetch = 4       # batches ready ahead of the train step
+
+  # Input modality (two-stream inputs; vidjax/data/optical_flow.py): "rgb" (3
+  # channels), "flow" (2: the quantised x, y optical flow from each sampled
+  # stored frame to the next stored one) or "rgb+flow" (5: RGB then flow, per
+  # frame). Flow is computed once per dataset with OpenCV and cached as a TFDS
+  # build (`video_flow`). dataset.mean/std need one value per channel; flow is
+  # uint8 with 128 = zero, so use mean 0.5 and a std fitted to the data
+  # (synthetic_motion, bound 20: std ~0.01).
+  config.dataset.modality = "rgb"   # "rgb" | "flow" | "rgb+flow"
+  config.dataset.flow_algorithm = "farneback"  # "farneback" | "tvl1"
+  config.dataset.flow_bound = 20.0  # px; flow is clipped to +-bound in uint8
+
+  # Sampling and augmentation (vidjax/data/augment.py; recipes of ViViT,
+  # VideoMAE and SlowFast in configs/recipes.py). Every op is the same on all
+  # frames of a clip. The defaults are a plain random crop of the stored
+  # frames: no resize, jitter, colour, RandAugment, erasing or mixing.
+  config.dataset.train_resize_short = 0   # short side before cropping; 0: stored
+  config.dataset.train_resize_short_max = 0  # > short: uniform in [short, max]
+  config.dataset.scale_jitter = (1.0, 1.0)  # per-axis resize factors (ViViT .9-1.33)
+  config.dataset.crop_mode = "random"     # "random" | "resized" (Inception) | "multiscale" (TSN)
+  config.dataset.crop_scale = (0.08, 1.0)  # "resized": crop area fraction range
+  config.dataset.crop_ratio = (0.75, 4 / 3)  # "resized": aspect (w/h) range
+  config.dataset.color_jitter = 0.0       # probability per clip (DMVR order)
+  config.dataset.color_brightness = 32 / 255  # additive delta, fraction of range
+  config.dataset.color_contrast = 0.4     # factor in [1 - x, 1 + x]
+  config.dataset.color_saturation = 0.4   # factor in [1 - x, 1 + x]
+  config.dataset.color_hue = 0.2          # shift in [-x, x] turns
+  config.dataset.color_grayscale = 0.0    # probability ("colour drop")
+  config.dataset.randaugment_num_ops = 0  # N; 0: off
+  config.dataset.randaugment_magnitude = 9.0  # M on the 0-10 scale
+  config.dataset.randaugment_magnitude_std = 0.0  # per-op M ~ N(M, std)
+  config.dataset.randaugment_prob = 0.5   # each op applied with this prob (timm)
+  config.dataset.random_erasing_prob = 0.0  # one rectangle, all frames
+  config.dataset.mixup_alpha = 0.0        # > 0: mixup with Beta(a, a)
+  config.dataset.cutmix_alpha = 0.0       # > 0: cutmix with Beta(a, a)
+  config.dataset.mix_prob = 1.0           # probability a step is mixed
+  config.dataset.mix_switch_prob = 0.5    # cutmix instead of mixup when both on
+  config.dataset.repeated_aug = 1         # k: each video k times per batch
+  config.dataset.test_resize_short = 0    # test: short side before the crops; 0: stored
+
+  # Real-video datasets (video_folder / public): vidjax/data/video_folder.py.
+  # name="video_folder": path=DIR/<class>/<videos>, split by train_list(+test_list)
+  # (UCF-style "Class/file [n]" lines), or csv (path,label[,split]), else every
+  # 5th file per class (test_fraction). name=ucf101|hmdb51|kinetics400|
+  # something_something_v2: manual_dir holds the extracted official archives
+  # (vidjax/data/public_datasets.py), split = official split number. Videos are
+  # decoded once into per-frame JPEGs (a TFDS build under data_dir, named by a
+  # hash of the files + resize_short/fps/jpeg_quality); unusable files are
+  # skipped and named in the build report.
+  config.dataset.path = ""          # video_folder: DIR with one folder per class
+  config.dataset.train_list = ""    # video_folder: UCF-style train list ("": none)
+  config.dataset.test_list = ""     # "": every class-folder video not in train_list
+  config.dataset.csv = ""           # video_folder: path,label[,split] CSV
+  config.dataset.test_fraction = 0.2  # no lists/csv: deterministic test share
+  config.dataset.manual_dir = ""    # public datasets: folder of the official files
+  config.dataset.split = 1          # official split (ucf101/hmdb51: 1-3)
+  config.dataset.resize_short = 128  # stored short side (px); 0: native size
+  config.dataset.fps = 0.0          # stored frame rate; 0: native
+  config.dataset.jpeg_quality = 90  # stored JPEG quality (1-100)
+  config.dataset.min_frames = -1    # fewer stored frames: skipped; -1: num_frames
+  config.dataset.build_workers = 0  # decoding threads at build; 0: one per CPU
 
   config.model = ml_collections.ConfigDict()
   config.model.name = ""
@@ -55,9 +120,17 @@ def get_config():
   config.optimizer.momentum = 0.9
   config.optimizer.nesterov = False
   config.optimizer.grad_clip_norm = 0.0  # 0: no clipping
+  config.optimizer.layer_decay = 0.0     # layer-wise lr decay; 0 or 1: off
 
   config.init_from = ml_collections.ConfigDict()
   config.init_from.checkpoint_path = ""  # a run's workdir or checkpoint step dir
+  # Adapting the loaded params (vidjax/init_adapt.py): a 2D patch kernel
+  # (image ViT) -> tubelet kernel: "central_frame" | "average" | "repeat";
+  # position embeddings of another token grid: "resize" | "none", spatially
+  # "bilinear" | "bicubic".
+  config.init_from.tubelet_init = "central_frame"
+  config.init_from.posemb = "resize"
+  config.init_from.posemb_method = "bilinear"
   return config
 
 

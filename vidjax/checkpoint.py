@@ -4,7 +4,12 @@ Each checkpoint step holds two items: `state` (the whole TrainState) and `meta`
 (JSON: the config, the model name and every parameter's shape). `meta` lets a
 resume or `init_from` check compatibility and name the mismatched parameters
 before any array is read. Orbax writes a step into a temporary folder and
-renames it when complete, so an interrupted save never replaces a good one.
+renames it when complete, so an interrupted save never replaces a good one:
+a process killed mid-save leaves a `<step>.orbax-checkpoint-tmp-*` folder
+that `latest_step()` never lists and the next run's manager deletes.
+A failed write (disk full, read-only) becomes one VidjaxError naming the
+folder and the last complete checkpoint, and parameters that are not finite
+are never written.
 """
 import json
 import os
@@ -42,8 +47,31 @@ class Checkpointer:
     step = int(jax.device_get(state.step))
     if step in self.manager.all_steps():
       return
-    self.manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+    if not bool(_all_finite(state.params)):
+      raise VidjaxError(
+          f"parameters are not finite at step {step}: not saving them; last "
+          f"complete checkpoint: {self.last_good()}")
+    try:
+      self.manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+    except Exception as e:  # noqa: BLE001  (orbax/tensorstore raise many kinds)
+      raise self._write_error(step, e) from None
+    _fault_after_save(step)
+
+  def last_good(self) -> str:
+    """The newest complete checkpoint's path, or 'none'."""
+    try:
+      self.manager.reload()
+      step = self.manager.latest_step()
+    except Exception:  # noqa: BLE001
+      step = None
+    return self.path(step) if step is not None else "none"
+
+  def _write_error(self, step: int, e: Exception) -> VidjaxError:
+    lines = str(e).strip().splitlines()
+    first = lines[0] if lines else type(e).__name__
+    return VidjaxError(f"cannot write checkpoint {self.path(step)}: {first}; "
+                       f"last complete checkpoint: {self.last_good()}")
 
   def restore(self, abstract_state: TrainState, step: int) -> TrainState:
     """Restores `step` into the structure/shardings of `abstract_state`."""
@@ -59,10 +87,43 @@ class Checkpointer:
         step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
 
   def wait(self):
-    self.manager.wait_until_finished()
+    """Blocks until background writes finish; a failed one raises here."""
+    try:
+      self.manager.wait_until_finished()
+    except Exception as e:  # noqa: BLE001
+      step = self.manager.latest_step()
+      raise self._write_error(-1 if step is None else step, e) from None
 
-  def close(self):
-    self.manager.close()
+  def close(self, wait: bool = True):
+    """Finishes (wait=True) or abandons pending writes, then closes."""
+    try:
+      if wait:
+        self.wait()
+    finally:
+      try:
+        self.manager.close()
+      except Exception:  # noqa: BLE001  (an error is already propagating)
+        if wait:
+          raise
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  leaves = [jax.numpy.isfinite(x).all() for x in jax.tree.leaves(tree)
+            if jax.numpy.issubdtype(x.dtype, jax.numpy.inexact)]
+  return jax.numpy.stack(leaves).all() if leaves else jax.numpy.bool_(True)
+
+
+def _fault_after_save(step: int):
+  """Fault injection for the reliability tests (never set in real runs).
+
+  VIDJAX_FAULT=kill_after_save_start:STEP sends SIGKILL to this process right
+  after the asynchronous save of STEP has started, i.e. while it is writing.
+  """
+  fault = os.environ.get("VIDJAX_FAULT", "")
+  if fault == f"kill_after_save_start:{step}":
+    import signal
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def make_meta(config, params) -> dict:

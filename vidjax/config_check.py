@@ -53,11 +53,15 @@ def check_config(config):
   if config.keep_checkpoints < 1:
     raise VidjaxError("config.keep_checkpoints must be >= 1, got "
                       f"{config.keep_checkpoints}")
+  from vidjax.data import optical_flow  # modality -> channels; checks flow_*
+  mode = optical_flow.modality(config.dataset)
   for key in ("mean", "std"):
     value = config.dataset.get(key, ())
-    if len(value) != 3:
-      raise VidjaxError(f"config.dataset.{key} needs 3 values (RGB), got "
-                        f"{tuple(value)}")
+    if len(value) != optical_flow.MODALITY_CHANNELS[mode]:
+      raise VidjaxError(
+          f"config.dataset.{key} needs {optical_flow.MODALITY_CHANNELS[mode]} "
+          f"values (one per channel of config.dataset.modality={mode!r}), got "
+          f"{tuple(value)}")
   if min(config.dataset.std) <= 0:
     raise VidjaxError(f"config.dataset.std must be > 0, got "
                       f"{tuple(config.dataset.std)}")

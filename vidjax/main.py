@@ -5,6 +5,10 @@ Any config field can be overridden, e.g. `--config.batch_size=32` or
 same command on every host with `--multihost`; `jax.distributed.initialize()`
 reads the cluster from the environment (or from --coordinator_address,
 --num_processes, --process_id).
+
+SIGTERM or SIGINT (Ctrl-C) finishes the step in flight, writes a checkpoint,
+prints where it stopped and exits with 128 + the signal number (143 / 130);
+the same command resumes.
 """
 import os
 import sys
@@ -25,6 +29,9 @@ _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port "
                                    "of process 0 (multi-host).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process' index.")
+_STOP_AFTER = flags.DEFINE_integer(
+    "stop_after_steps", None, "Save and exit once this step is reached (for "
+    "time-limited allocations); the same command later resumes the run.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -37,10 +44,15 @@ def main(argv):
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value,
                                _PROCESS_ID.value)
   from vidjax import train
+  from vidjax.preemption import Preempted
   try:
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
+                             stop_after_steps=_STOP_AFTER.value)
   except VidjaxError as e:
     cli.fail(str(e))
+  except Preempted as e:  # checkpoint written; exit as killed by the signal
+    print(e, file=sys.stderr, flush=True)
+    sys.exit(128 + e.signum)
 
 
 def run():

@@ -36,15 +36,24 @@ class MetricWriter:
     row.update({k: _clean(v) for k, v in sorted(metrics.items())})
     with open(self.path, "a") as f:
       f.write(json.dumps(row) + "\n")
-    with self._tb.as_default(step=int(step)):
-      for key, value in row.items():
-        if key != "step" and isinstance(value, float):
-          self._tf.summary.scalar(key, value)
-    self._tb.flush()
+    tb_dir = os.path.join(os.path.dirname(self.path), "tb")
+    try:
+      with self._tb.as_default(step=int(step)):
+        for key, value in row.items():
+          if key != "step" and isinstance(value, float):
+            self._tf.summary.scalar(key, value)
+      self._tb.flush()
+    except self._tf.errors.OpError as e:  # TF's own I/O errors -> OSError
+      raise OSError(0, e.message.splitlines()[0], tb_dir) from None
 
-  def close(self):
+  def close(self, quiet: bool = False):
+    """Closes TensorBoard; quiet: ignore errors (another one is raised)."""
     if self._tb is not None:
-      self._tb.close()
+      try:
+        self._tb.close()
+      except Exception:  # noqa: BLE001
+        if not quiet:
+          raise
 
 
 def format_metrics(metrics: Dict[str, float]) -> str:
@@ -68,7 +77,9 @@ class Progress:
     self.bar.update(n)
 
   def set_loss(self, loss: float):
-    self.bar.set_postfix_str(f"loss={_clean(loss):.4g}", refresh=False)
+    loss = _clean(loss)  # "nan"/"inf" as text
+    text = f"{loss:.4g}" if isinstance(loss, float) else loss
+    self.bar.set_postfix_str(f"loss={text}", refresh=False)
 
   def write(self, line: str):
     if self.enabled:  # tqdm.write prints even for a disabled bar

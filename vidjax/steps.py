@@ -27,8 +27,9 @@ class TrainState(struct.PyTreeNode):
 
 
 def input_shape(config) -> tuple:
+  from vidjax.data.optical_flow import channels  # rgb 3, flow 2, rgb+flow 5
   d = config.dataset
-  return (d.num_frames, d.crop_size, d.crop_size, 3)
+  return (d.num_frames, d.crop_size, d.crop_size, channels(d))
 
 
 def init_variables(model, config, rng: jax.Array):
@@ -66,17 +67,28 @@ def _apply(state, params, x, train, rng):
 
 
 def make_train_step(config, schedule):
+  """The train step of `config.task` (pretraining: vidjax/pretrain_step.py)."""
+  from vidjax import pretrain_step  # noqa: PLC0415 (it imports this module)
+  if pretrain_step.task(config) == "videomae_pretrain":
+    return pretrain_step.make_pretrain_step(config, schedule)
   mean, std = tuple(config.dataset.mean), tuple(config.dataset.std)
   smoothing = float(config.label_smoothing)
+  nan_steps = tuple(int(s) for s in config.get("inject_nan_at_steps", ()))
 
   def train_step(state: TrainState, batch: dict):
     x = normalize(batch["video"], mean, std)
+    if nan_steps:  # fault injection (config.inject_nan_at_steps), in the step
+      x = jnp.where(jnp.isin(state.step + 1, jnp.asarray(nan_steps)),
+                    jnp.nan, x)
     rng = jax.random.fold_in(state.rng, state.step)
 
     def loss_fn(params):
       logits, new_stats = _apply(state, params, x, True, rng)
       logits = logits.astype(jnp.float32)
-      labels = jax.nn.one_hot(batch["label"], logits.shape[-1])
+      if batch["label"].ndim == 2:  # mixup/cutmix soft labels [B, K]
+        labels = batch["label"].astype(jnp.float32)
+      else:
+        labels = jax.nn.one_hot(batch["label"], logits.shape[-1])
       if smoothing:
         labels = optax.smooth_labels(labels, smoothing)
       loss = optax.softmax_cross_entropy(logits, labels).mean()
@@ -100,7 +112,9 @@ def make_train_step(config, schedule):
         nonfinite_streak=jnp.where(finite, 0, state.nonfinite_streak + 1))
     metrics = {
         "train/loss": loss,
-        "train/top1": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
+        "train/top1": jnp.mean(jnp.argmax(logits, -1) == (
+            jnp.argmax(batch["label"], -1) if batch["label"].ndim == 2
+            else batch["label"])),
         "train/grad_norm": grad_norm,
         "train/lr": schedule(state.step),
         "train/skipped_steps": new_state.skipped_steps,

@@ -14,11 +14,13 @@ import jax
 import numpy as np
 
 from vidjax import checkpoint, evaluate, metrics as metrics_lib, optim
-from vidjax import sharding, steps
+from vidjax import preemption, sharding, steps
 from vidjax.config_check import check_config, check_workdir
 from vidjax.data import datasets
 from vidjax.data.pipeline import ClipSpec, EvalLoader, TrainLoader
+from vidjax import init_adapt
 from vidjax.errors import VidjaxError
+from vidjax import pretrain_step
 from vidjax.registry import build_model
 
 # Mean over the logging window for these; the last value for the rest.
@@ -55,6 +57,8 @@ def initial_state(config, model, tx, mesh, ckpt, log):
   path = config.init_from.checkpoint_path
   if path:
     params, stats, where = checkpoint.load_pretrained(path)
+    params = init_adapt.adapt_pretrained(config, params, state.params, where,
+                                         log)  # ViT -> ViViT, pos-emb resize
     new_params, done, skipped, unused = checkpoint.merge_pretrained(
         state.params, params)
     new_stats = state.batch_stats
@@ -74,6 +78,20 @@ def initial_state(config, model, tx, mesh, ckpt, log):
   return state
 
 
+def load_data(dataset_config):
+  """Opens the dataset; on several processes, process 0 builds it first.
+
+  (Two processes building one TFDS dataset into a shared data dir at once
+  would race on its final rename.)
+  """
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    if jax.process_index() == 0:
+      datasets.load(dataset_config)
+    multihost_utils.sync_global_devices("vidjax: dataset ready")
+  return datasets.load(dataset_config)
+
+
 def train_and_evaluate(config, workdir: str,
                        stop_after_steps: Optional[int] = None) -> dict:
   """Runs (or resumes) training; returns the final eval metrics.
@@ -82,6 +100,7 @@ def train_and_evaluate(config, workdir: str,
   step, as a preempted job would; a later call resumes the same run.
   """
   check_config(config)
+  pretraining = pretrain_step.task(config) == "videomae_pretrain"
   workdir = check_workdir(workdir)
   is_main = jax.process_index() == 0
   mesh = sharding.make_mesh(config.num_devices)
@@ -89,7 +108,7 @@ def train_and_evaluate(config, workdir: str,
   sharding.check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
   log = print if is_main else (lambda *a, **k: None)
 
-  data = datasets.load(config.dataset)
+  data = load_data(config.dataset)
   spec = ClipSpec.from_config(config.dataset)
   num_steps, warmup = schedule_steps(config, len(data.train))
   schedule = optim.make_schedule(config.optimizer, num_steps, warmup)
@@ -111,7 +130,10 @@ def train_and_evaluate(config, workdir: str,
   rep = sharding.replicated(mesh)
   train_step = jax.jit(steps.make_train_step(config, schedule),
                        donate_argnums=0, out_shardings=(rep, rep))
-  eval_step = jax.jit(steps.make_eval_step(config), out_shardings=
+  make_eval_step, evaluate_fn = (
+      (pretrain_step.make_pretrain_eval_step, pretrain_step.evaluate_pretrain)
+      if pretraining else (steps.make_eval_step, evaluate.evaluate))
+  eval_step = jax.jit(make_eval_step(config), out_shardings=
                       sharding.batch_sharded(mesh))
   pidx, pcount = jax.process_index(), jax.process_count()
   train_loader = TrainLoader(data.train, spec, config.seed, config.batch_size,
@@ -125,7 +147,7 @@ def train_and_evaluate(config, workdir: str,
 
   def run_eval(step: int) -> dict:
     t0 = time.time()
-    result = evaluate.evaluate(state, eval_step, eval_loader, mesh, **workers)
+    result = evaluate_fn(state, eval_step, eval_loader, mesh, **workers)
     result["eval/seconds"] = time.time() - t0
     writer.write(step, result)
     progress.write(f"step {step}: {metrics_lib.format_metrics(result)}")
@@ -133,54 +155,74 @@ def train_and_evaluate(config, workdir: str,
 
   progress = metrics_lib.Progress(start, end, enabled=is_main)
   pending, window_start, final = [], time.time(), {}
-  step = start
+  step, ok = start, False
+  stopper = preemption.StopSignal()
   try:
-    for host_batch in train_loader.iterate(start, end, **workers):
-      state, step_metrics = train_step(state, sharding.put_batch(host_batch,
-                                                                 mesh))
-      pending.append(step_metrics)
-      step += 1
-      progress.update()
-      if step % config.log_every_steps == 0 or step == end:
-        fetched = jax.device_get(pending)  # the one host sync per window
-        row = {k: (np.mean([m[k] for m in fetched]) if k in _AVERAGED
-                   else fetched[-1][k]) for k in fetched[-1]}
-        elapsed = time.time() - window_start
-        row["train/steps_per_sec"] = len(fetched) / elapsed
-        row["train/clips_per_sec"] = len(fetched) * config.batch_size / elapsed
-        streak = int(row.pop("train/nonfinite_streak"))
-        writer.write(step, row)
-        progress.set_loss(row["train/loss"])
-        progress.write(f"step {step}: {metrics_lib.format_metrics(row)}")
-        pending, window_start = [], time.time()
-        if streak >= config.max_consecutive_nonfinite:
-          raise VidjaxError(
-              f"{streak} consecutive non-finite losses/gradients at step "
-              f"{step} (config.max_consecutive_nonfinite="
-              f"{config.max_consecutive_nonfinite}); the last checkpoint "
-              "holds the last finite parameters")
-      if step % config.checkpoint_every_steps == 0 or step == end:
-        ckpt.save(state, meta)
-      if step % config.eval_every_steps == 0 and step < num_steps:
-        run_eval(step)
-        window_start = time.time()
+    with stopper:
+      batches = train_loader.iterate(start, end, **workers)
+      for host_batch in batches:
+        state, step_metrics = train_step(state, sharding.put_batch(host_batch,
+                                                                   mesh))
+        pending.append(step_metrics)
+        step += 1
+        progress.update()
+        if step % config.log_every_steps == 0 or step == end:
+          fetched = jax.device_get(pending)  # the one host sync per window
+          row = {k: (np.mean([m[k] for m in fetched]) if k in _AVERAGED
+                     else fetched[-1][k]) for k in fetched[-1]}
+          elapsed = time.time() - window_start
+          row["train/steps_per_sec"] = len(fetched) / elapsed
+          row["train/clips_per_sec"] = (len(fetched) * config.batch_size /
+                                        elapsed)
+          streak = int(row.pop("train/nonfinite_streak"))
+          writer.write(step, row)
+          progress.set_loss(row["train/loss"])
+          progress.write(f"step {step}: {metrics_lib.format_metrics(row)}")
+          pending, window_start = [], time.time()
+          if streak >= config.max_consecutive_nonfinite:
+            raise VidjaxError(
+                f"{streak} consecutive non-finite losses/gradients at step "
+                f"{step} (config.max_consecutive_nonfinite="
+                f"{config.max_consecutive_nonfinite}); the last checkpoint "
+                "holds the last finite parameters")
+        if step % config.checkpoint_every_steps == 0 or step == end:
+          ckpt.save(state, meta)
+        if step % config.eval_every_steps == 0 and step < num_steps:
+          run_eval(step)
+          window_start = time.time()
+        if stopper.should_stop(step):  # SIGTERM/SIGINT: stop after this step
+          batches.close()
+          break
     progress.close()
     ckpt.save(state, meta)  # no-op if this step is saved already
-    if end == num_steps:
+    ckpt.wait()  # a failed background write surfaces here, as a VidjaxError
+    if step == num_steps:
       final = run_eval(num_steps)
+    ok = True
+  except OSError as e:  # metrics/TensorBoard writes: disk full, read-only...
+    raise VidjaxError(f"cannot write to {e.filename or workdir}: "
+                      f"{e.strerror or e} at step {step}; last complete "
+                      f"checkpoint: {ckpt.last_good()}") from None
   finally:
     progress.close()
-    ckpt.wait()
-    ckpt.close()
-    writer.close()
+    ckpt.close(wait=ok)
+    writer.close(quiet=not ok)
+
+  if stopper.signum is not None:
+    raise preemption.Preempted(
+        f"stopped by {stopper.signal_name} at step {step} of {num_steps}; "
+        f"checkpoint {ckpt.path(step)}; run the same command to resume",
+        stopper.signum)
 
   if end < num_steps:
     log(f"stopped at step {step} of {num_steps}; checkpoint "
         f"{ckpt.path(step)}; run again with the same --workdir to resume")
     return {}
+  scores = (f"reconstruction loss={final['eval/recon_loss']:.4f}"
+            if pretraining else
+            f"top1={final['eval/top1']:.4f} top5={final['eval/top5']:.4f} "
+            f"(clip-level top1={final['eval/clip_top1']:.4f})")
   log(f"done: {num_steps} steps; test ({config.num_test_clips} clips x "
-      f"{config.num_test_crops} crops per video): top1="
-      f"{final['eval/top1']:.4f} top5={final['eval/top5']:.4f} (clip-level "
-      f"top1={final['eval/clip_top1']:.4f}); checkpoint "
+      f"{config.num_test_crops} crops per video): {scores}; checkpoint "
       f"{ckpt.path(num_steps)}; metrics {os.path.join(workdir, 'metrics.jsonl')}")
   return final

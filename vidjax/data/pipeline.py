@@ -1,10 +1,19 @@
 """Clip sampling and batching from a random-access video source.
 
 Every training batch is a pure function of (seed, step): the epoch's
-permutation comes from (seed, epoch) and each clip's augmentation from
-(seed, step, position in the global batch). A resumed run therefore sees
-exactly the batches an uninterrupted run sees, whatever the number of hosts,
-and no iterator state needs checkpointing.
+permutation comes from (seed, epoch), each clip's augmentation from
+(seed, step, position in the global batch) and the batch's mixup/cutmix from
+(seed, step). A resumed run therefore sees exactly the batches an
+uninterrupted run sees, whatever the number of hosts, and no iterator state
+needs checkpointing.
+
+A source's `video` is a uint8 array [T, H, W, C] or a lazy object with
+`len`, `.shape` and `.frames(indices)`; frames are read only through
+`read_frames`, which decodes just the sampled frames of a lazy video.
+Augmentations (vidjax/data/augment.py) are set by config.dataset fields;
+the defaults give a plain random crop of the stored frames. With
+`repeated_aug` = k a step holds batch/k distinct videos, each k times with
+different augmentations (copy r of slot u at position r * batch/k + u).
 
 Test views follow the field's multi-view protocol: `num_test_clips` uniformly
 spaced temporal clips x `num_test_crops` spatial crops (1: centre; 3: left,
@@ -12,11 +21,16 @@ centre, right along the longer side, or top/centre/bottom).
 """
 import collections
 import concurrent.futures
+import dataclasses
 from typing import Iterator, NamedTuple
 
 import numpy as np
 
+from vidjax.data import augment
+from vidjax.data.augment import AugmentSpec
 from vidjax.errors import VidjaxError
+
+MIX_SALT = 1 << 40  # rng stream of the batch-level mixing (> any position)
 
 
 class ClipSpec(NamedTuple):
@@ -24,16 +38,28 @@ class ClipSpec(NamedTuple):
   frame_stride: int
   crop_size: int
   flip: bool
+  aug: AugmentSpec = AugmentSpec()
 
   @classmethod
   def from_config(cls, dataset_config) -> "ClipSpec":
-    spec = cls(int(dataset_config.num_frames), int(dataset_config.frame_stride),
-               int(dataset_config.crop_size), bool(dataset_config.flip))
+    d = dataset_config
     for field in ("num_frames", "frame_stride", "crop_size"):
-      if getattr(spec, field) < 1:
+      if int(d[field]) < 1:
         raise VidjaxError(f"config.dataset.{field} must be >= 1, got "
-                          f"{getattr(spec, field)}")
-    return spec
+                          f"{d[field]}")
+    aug = AugmentSpec.from_config(d)
+    if aug.mixing:  # soft labels need the class count
+      from vidjax.data import datasets  # noqa: only when mixing
+      try:
+        aug = dataclasses.replace(aug, num_classes=datasets.num_classes(d))
+      except VidjaxError:
+        pass  # TrainLoader falls back to `source.num_classes`
+    if 0 < aug.test_resize_short < int(d.crop_size):
+      raise VidjaxError(
+          f"config.dataset.test_resize_short={aug.test_resize_short} is "
+          f"smaller than config.dataset.crop_size={d.crop_size}")
+    return cls(int(d.num_frames), int(d.frame_stride), int(d.crop_size),
+               bool(d.get("flip", False)), aug)
 
 
 def frame_indices(num_stored: int, spec: ClipSpec, start: int) -> np.ndarray:
@@ -67,15 +93,39 @@ def crop_origins(height: int, width: int, crop: int, num_crops: int):
   return [(0, cx), (cy, cx), (height - crop, cx)]
 
 
-def _check_size(video: np.ndarray, crop: int):
-  if video.shape[1] < crop or video.shape[2] < crop:
-    raise VidjaxError(
-        f"config.dataset.crop_size={crop} is larger than the stored frames "
-        f"({video.shape[1]}x{video.shape[2]})")
+def read_frames(video, indices, window=None) -> np.ndarray:
+  """Frames `indices` of `video` ([n, H, W, C] uint8), cropped to `window`.
+
+  `window` = (y, x, h, w) in stored pixels. A lazy video (with `.frames`) is
+  asked once for the sorted distinct indices only.
+  """
+  indices = np.asarray(indices, int)
+  if hasattr(video, "frames"):
+    uniq, inverse = np.unique(indices, return_inverse=True)
+    frames = np.asarray(video.frames(uniq))
+    if len(uniq) != len(indices) or not np.array_equal(uniq, indices):
+      frames = frames[inverse.reshape(-1)]
+    if window is not None:
+      y, x, h, w = window
+      frames = frames[:, y:y + h, x:x + w]
+    return frames
+  if window is None:
+    return video[indices]
+  y, x, h, w = window
+  return video[indices, y:y + h, x:x + w]
+
+
+def _hw(video):
+  shape = video.shape
+  return int(shape[1]), int(shape[2])
 
 
 class TrainLoader:
-  """Global batch `step` -> this process's slice, as uint8 clips + labels."""
+  """Global batch `step` -> this process's slice, as uint8 clips + labels.
+
+  Labels are int32 [B], or float32 soft labels [B, num_classes] when mixup
+  or cutmix is on (every step then, mixed or not, so shapes never change).
+  """
 
   def __init__(self, source, spec: ClipSpec, seed: int, global_batch: int,
                process_index: int = 0, process_count: int = 1):
@@ -85,6 +135,24 @@ class TrainLoader:
     self.global_batch = global_batch
     local = global_batch // process_count
     self.positions = range(process_index * local, (process_index + 1) * local)
+    aug = spec.aug
+    if global_batch % aug.repeated_aug:
+      raise VidjaxError(
+          f"config.dataset.repeated_aug={aug.repeated_aug} must divide "
+          f"config.batch_size={global_batch}")
+    self.distinct = global_batch // aug.repeated_aug
+    if aug.mixing and local % 2:
+      raise VidjaxError(
+          f"config.batch_size={global_batch} must be even per host "
+          f"({process_count} hosts) for mixup/cutmix (clips mix in pairs)")
+    if aug.mixing and aug.num_classes < 1:
+      k = int(getattr(source, "num_classes", 0) or 0)
+      if k < 1:
+        raise VidjaxError("config.dataset.mixup_alpha/cutmix_alpha need the "
+                          "class count: config.dataset.name is not a known "
+                          "dataset and the source has no num_classes")
+      self.spec = spec = spec._replace(aug=dataclasses.replace(
+          aug, num_classes=k))
     self._perms = collections.OrderedDict()
 
   def _perm(self, epoch: int) -> np.ndarray:
@@ -100,28 +168,37 @@ class TrainLoader:
     n = len(self.source)
     out = []
     for j in self.positions:
-      g = step * self.global_batch + j
+      g = step * self.distinct + j % self.distinct
       out.append(self._perm(g // n)[g % n])
     return np.array(out)
 
   def batch(self, step: int) -> dict:
-    examples = _read(self.source, self.indices(step))
+    idx = self.indices(step)
+    uniq, inverse = np.unique(idx, return_inverse=True)
+    loaded = _read(self.source, uniq)
+    examples = [loaded[i] for i in inverse.reshape(-1)]
     videos = np.stack([
         self._augment(ex["video"], np.random.default_rng((self.seed, step, j)))
         for ex, j in zip(examples, self.positions)])
     labels = np.array([ex["label"] for ex in examples], np.int32)
+    if self.spec.aug.mixing:
+      rng = np.random.default_rng((self.seed, step, MIX_SALT))
+      videos, labels = augment.mix_batch(videos, labels, rng, self.spec.aug)
     return {"video": videos, "label": labels}
 
-  def _augment(self, video: np.ndarray, rng: np.random.Generator):
-    spec = self.spec
-    _check_size(video, spec.crop_size)
+  def _augment(self, video, rng: np.random.Generator) -> np.ndarray:
+    """One training clip: start, resize/crop, flip, photometric (in order)."""
+    spec, aug = self.spec, self.spec.aug
     start = rng.integers(0, max_start(len(video), spec) + 1)
-    y = rng.integers(0, video.shape[1] - spec.crop_size + 1)
-    x = rng.integers(0, video.shape[2] - spec.crop_size + 1)
-    clip = video[frame_indices(len(video), spec, start), y:y + spec.crop_size,
-                 x:x + spec.crop_size]
+    height, width = _hw(video)
+    sampling = augment.train_sampling(rng, height, width, aug, spec.crop_size)
+    window = sampling.window(height, width)
+    frames = read_frames(video, frame_indices(len(video), spec, start), window)
+    clip = sampling.apply(frames, window)
     if spec.flip and rng.random() < 0.5:
-      clip = clip[:, :, ::-1]
+      clip = augment.hflip(clip)
+    if aug.photometric:
+      clip = augment.photometric(clip, rng, aug)
     return clip
 
   def iterate(self, start_step: int, end_step: int, num_workers: int = 4,
@@ -132,7 +209,11 @@ class TrainLoader:
 
 
 class EvalLoader:
-  """All test views, in fixed order, batched and padded; with a video id each."""
+  """All test views, in fixed order, batched and padded; with a video id each.
+
+  With config.dataset.test_resize_short = S > 0 the frames' short side is
+  resized to S before the crops are taken.
+  """
 
   def __init__(self, source, spec: ClipSpec, num_clips: int, num_crops: int,
                global_batch: int, process_index: int = 0,
@@ -166,20 +247,26 @@ class EvalLoader:
       labels.append(int(ex["label"]))
       mask.append(1.0)
     if clips[0] is None:  # this process's whole slice is padding
-      shape = (self.spec.num_frames, self.spec.crop_size, self.spec.crop_size, 3)
+      crop, channels = self.spec.crop_size, len(self.spec.aug.mean)
+      shape = (self.spec.num_frames, crop, crop, channels)  # mean: 1/channel
       clips = [np.zeros(shape, np.uint8)] * len(clips)
     return {"video": np.stack(clips), "label": np.array(labels, np.int32),
             "mask": np.array(mask, np.float32)}
 
-  def _view(self, video: np.ndarray, k: int) -> np.ndarray:
-    spec = self.spec
-    _check_size(video, spec.crop_size)
+  def _view(self, video, k: int) -> np.ndarray:
+    spec, short = self.spec, self.spec.aug.test_resize_short
+    height, width = _hw(video)
+    rh, rw = augment.resized_dims(height, width, short)
+    augment.check_crop(rh, rw, spec.crop_size,
+                       "test_resize_short" if short else "")
     clip_j, crop_k = divmod(k, self.num_crops)
     start = test_starts(len(video), spec, self.num_clips)[clip_j]
-    y, x = crop_origins(video.shape[1], video.shape[2], spec.crop_size,
-                        self.num_crops)[crop_k]
-    return video[frame_indices(len(video), spec, start), y:y + spec.crop_size,
-                 x:x + spec.crop_size]
+    origin = crop_origins(rh, rw, spec.crop_size, self.num_crops)[crop_k]
+    sampling = augment.test_sampling(height, width, short, origin,
+                                     spec.crop_size)
+    window = sampling.window(height, width)
+    frames = read_frames(video, frame_indices(len(video), spec, start), window)
+    return sampling.apply(frames, window)
 
   def iterate(self, num_workers: int = 4, prefetch: int = 4) -> Iterator[dict]:
     return _prefetched(self.batch, range(self.num_batches), num_workers,

@@ -62,12 +62,16 @@ class MultiHeadSelfAttention(nn.Module):
     attention_impl: "einsum" or "xla_fused" (see the module docstring).
     dtype: compute dtype; parameters stay float32.
     kernel_init: initialiser of the q/k/v/out kernels.
+    key_bias: False drops the key projection's bias (VideoMAE's q/v-only
+      biases; a key bias adds the same logit to every key of a query, so the
+      softmax never depends on it).
   """
   num_heads: int
   dropout_rate: float = 0.0
   attention_impl: str = "einsum"
   dtype: Any = jnp.float32
   kernel_init: Callable = nn.initializers.xavier_uniform()
+  key_bias: bool = True
 
   @nn.compact
   def __call__(self, x, *, deterministic: bool = True):
@@ -78,11 +82,11 @@ class MultiHeadSelfAttention(nn.Module):
     if width % self.num_heads:
       raise ValueError(f"width {width} not divisible by {self.num_heads} heads")
     head_dim = width // self.num_heads
-    project = lambda name: nn.DenseGeneral(
+    project = lambda name, bias=True: nn.DenseGeneral(
         features=(self.num_heads, head_dim), dtype=self.dtype,
-        kernel_init=self.kernel_init, name=name)
+        kernel_init=self.kernel_init, use_bias=bias, name=name)
     query = project("query")(x)
-    key = project("key")(x)
+    key = project("key", self.key_bias)(x)
     value = project("value")(x)
 
     dropout_active = self.dropout_rate > 0.0 and not deterministic

@@ -127,6 +127,8 @@ class _GridBlockBase(nn.Module):
   attention_impl: str = "einsum"
   deterministic: bool = True
   dtype: Any = jnp.float32
+  layer_norm_eps: float = 1e-6    # as EncoderBlock (transformers parity)
+  approximate_gelu: bool = True   # False: exact erf GELU in the MLP
 
   def _mhsa(self, name, **kwargs):
     return MultiHeadSelfAttention(
@@ -142,10 +144,11 @@ class _GridBlockBase(nn.Module):
         **kwargs)
 
   def _norm(self, name):
-    return nn.LayerNorm(dtype=self.dtype, name=name)
+    return nn.LayerNorm(self.layer_norm_eps, dtype=self.dtype, name=name)
 
   def _mlp(self, x, rate):
-    y = MlpBlock(self.mlp_dim, self.dropout_rate, self.dtype, name="mlp")(
+    y = MlpBlock(self.mlp_dim, self.dropout_rate, self.dtype,
+                 self.approximate_gelu, name="mlp")(
         self._norm("norm2")(x), deterministic=self.deterministic)
     return x + DropPath()(y, rate, deterministic=self.deterministic)
 

@@ -17,6 +17,9 @@ exact property needs the 3D network built with `temporal_padding="edge"`
 activation stays static through any temporal stride, so the globally pooled
 logits of the inflated R3D equal the per-frame 2D ResNet's (`ResNet3D` with
 `temporal_kernel=1`, same parameter names) exactly (tests/test_inflate.py).
+`inflate_variables` also carries the BatchNorm statistics; it turns the 2D
+Inception-v1 ("inception2d") into I3D ("i3d"), kernels of Kt 7, 3 and 1 at
+once (vidjax/models/inception.py, tests/test_models_i3d.py).
 """
 from typing import Any
 
@@ -78,6 +81,37 @@ def inflate_params(params_2d: Any, target: Any, time_kernel: int = 0,
       raise VidjaxError(f"cannot inflate {'/'.join(key)}: shape "
                         f"{tuple(np.shape(src))} -> {shape}")
   return _unflatten(out)
+
+
+def inflate_variables(variables_2d: Any, target: Any, time_kernel: int = 0,
+                      method: str = "mean") -> Any:
+  """All variable collections of the 3D network from its 2D parent's.
+
+  "params" go through `inflate_params`; every other collection of `target`
+  (BatchNorm's "batch_stats": per-channel, so the same shapes in 2D and 3D)
+  is copied, and must exist in `variables_2d` with the same shapes.
+  `target`: the 3D network's variables or their shapes (`jax.eval_shape`).
+  """
+  out = {}
+  for collection, tree in target.items():
+    if collection not in variables_2d:
+      raise VidjaxError(f"cannot inflate: the 2D variables lack the "
+                        f"{collection!r} collection")
+    if collection == "params":
+      out[collection] = inflate_params(variables_2d[collection], tree,
+                                       time_kernel, method)
+      continue
+    flat_src = dict(_flatten(variables_2d[collection]))
+    copied = {}
+    for key, leaf in _flatten(tree):
+      src = flat_src.get(key)
+      if src is None or tuple(np.shape(src)) != tuple(leaf.shape):
+        found = "missing" if src is None else tuple(np.shape(src))
+        raise VidjaxError(f"cannot inflate {collection}/{'/'.join(key)}: "
+                          f"2D {found} vs 3D {tuple(leaf.shape)}")
+      copied[key] = jnp.asarray(src)
+    out[collection] = _unflatten(copied)
+  return out
 
 
 def _flatten(tree, prefix=()):

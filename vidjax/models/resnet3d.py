@@ -20,7 +20,9 @@ parameters into R3D's (I3D inflation). `temporal_stride=False` keeps time.
 `temporal_padding="edge"` replicates the first/last frame instead of zero
 padding (exact inflation on static clips; see inflate.py). The last BN of
 each residual branch starts at zero scale (Goyal et al. 2017; not in the
-paper) so every block starts as the identity.
+paper) so every block starts as the identity. The shortcut and the final
+sum are `vidjax.layers.resnet_blocks.residual_sum`, shared with the
+bottleneck ResNets (`vidjax.models.resnet_video`, `tsm`, `slowfast`).
 """
 from typing import Tuple
 
@@ -31,6 +33,7 @@ from vidjax.errors import VidjaxError
 from vidjax.layers.conv3d import (Conv2Plus1D, batch_norm,
                                   check_temporal_padding, conv3d,
                                   mid_channels)
+from vidjax.layers.resnet_blocks import residual_sum
 from vidjax.registry import register_model
 
 BLOCKS = ("3d", "2plus1d")
@@ -66,11 +69,8 @@ class BasicBlock3D(nn.Module):
            if self.mid_rule == "block_input" else None)
     y = self._conv(y, (1, 1, 1), "conv2", train, mid)
     y = batch_norm(train, "bn2", self.dtype, nn.initializers.zeros)(y)
-    if (st, ss) != (1, 1) or x.shape[-1] != self.features:
-      x = conv3d(x, self.features, (1, 1, 1), (st, ss, ss),
-                 name="shortcut_conv", dtype=self.dtype)
-      x = batch_norm(train, "shortcut_bn", self.dtype)(x)
-    return nn.relu(x + y)
+    return residual_sum(x, y, (st, ss, ss), train=train, dtype=self.dtype,
+                        conv=conv3d)
 
 
 @register_model("r3d")

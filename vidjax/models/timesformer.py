@@ -56,6 +56,10 @@ class TimeSformer(nn.Module):
   remat: bool = False
   dtype: str = "float32"
   head_init_std: float = 0.0
+  # transformers/original TimeSformer use exact (erf) GELU, LayerNorm eps
+  # 1e-6; tools/convert_checkpoint sets approximate_gelu=False for parity.
+  approximate_gelu: bool = True
+  layer_norm_eps: float = 1e-6
 
   def _tubelet(self):
     return (1, self.patch_size, self.patch_size)
@@ -90,7 +94,9 @@ class TimeSformer(nn.Module):
                   dropout_rate=self.dropout_rate,
                   attention_dropout_rate=self.attention_dropout_rate,
                   attention_impl=self.attention_impl,
-                  deterministic=not train, dtype=dtype)
+                  deterministic=not train, dtype=dtype,
+                  approximate_gelu=self.approximate_gelu,
+                  layer_norm_eps=self.layer_norm_eps)
     denom = max(self.num_layers - 1, 1)
     rates = [self.stochastic_depth * i / denom for i in range(self.num_layers)]
     if self.attention_type == "joint_space_time":
@@ -108,6 +114,7 @@ class TimeSformer(nn.Module):
         cls, patches = block_cls(drop_path_rate=rate, temporal=temporal,
                                  name=f"block_{i}", **kwargs)(cls, patches)
     # Only the CLS output is classified; the final LayerNorm is per token.
-    pooled = nn.LayerNorm(dtype=dtype, name="norm")(cls[:, 0])
+    pooled = nn.LayerNorm(self.layer_norm_eps, dtype=dtype, name="norm")(
+        cls[:, 0])
     return _head(self.num_classes, self.head_init_std)(
         pooled.astype(jnp.float32))

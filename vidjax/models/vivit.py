@@ -29,7 +29,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vidjax.layers.embedding import AddPositionEmbedding, TubeletEmbedding
-from vidjax.layers.transformer import Encoder
+from vidjax.layers.transformer import BLOCK_VARIANTS, Encoder
 from vidjax.errors import VidjaxError
 from vidjax.registry import register_model
 
@@ -93,7 +93,9 @@ def _encoder_kwargs(model: nn.Module, num_layers: int) -> dict:
       attention_dropout_rate=model.attention_dropout_rate,
       stochastic_depth=model.stochastic_depth,
       attention_impl=model.attention_impl, scan_layers=model.scan_layers,
-      remat=model.remat, dtype=compute_dtype(model.dtype))
+      remat=model.remat, dtype=compute_dtype(model.dtype),
+      # norm / mlp / MoE block variants, where the model has those options.
+      **{k: getattr(model, k) for k in BLOCK_VARIANTS if hasattr(model, k)})
 
 
 def _head(num_classes: int, head_init_std: float):
@@ -134,6 +136,10 @@ class ViViTFactorizedEncoder(ViViTOptions):
   temporal_layers: int = 4
   classifier: str = "token"
   scan_layers: bool = False
+  norm: str = "layernorm"   # block variants: vidjax.layers.transformer
+  mlp: str = "gelu"
+  num_experts: int = 4
+  moe_top_k: int = 1
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
@@ -166,6 +172,14 @@ class ViViTSpatioTemporal(ViViTOptions):
   num_layers: int = 12
   classifier: str = "token"
   scan_layers: bool = False
+  norm: str = "layernorm"   # block variants: vidjax.layers.transformer
+  mlp: str = "gelu"
+  num_experts: int = 4
+  moe_top_k: int = 1
+  # transformers' ViViT (tools/convert_checkpoint): hidden_act "gelu_fast" is
+  # the tanh GELU (default); "gelu" needs approximate_gelu=False.
+  approximate_gelu: bool = True
+  layer_norm_eps: float = 1e-6
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
@@ -174,8 +188,12 @@ class ViViTSpatioTemporal(ViViTOptions):
     tokens = TubeletEmbedding(self.hidden_size, self.patch_size, dtype=dtype,
                               name="embedding")(x.astype(dtype))
     tokens = tokens.reshape(tokens.shape[0], -1, tokens.shape[-1])
+    encoder_kwargs = _encoder_kwargs(self, self.num_layers)
+    encoder_kwargs.update(layer_norm_eps=self.layer_norm_eps, block_options=(
+        ("approximate_gelu", self.approximate_gelu),
+        ("layer_norm_eps", self.layer_norm_eps)))
     pooled = _TokenPooling(
-        self.classifier, _encoder_kwargs(self, self.num_layers),
+        self.classifier, encoder_kwargs,
         self.dropout_rate, name="spatiotemporal")(tokens, train=train)
     return _head(self.num_classes, self.head_init_std)(
         pooled.astype(jnp.float32))

@@ -1,0 +1,82 @@
+"""MViTv2 (Li et al. 2022, "MViTv2: Improved Multiscale Vision Transformers
+for Classification and Detection").
+
+`configs/mvitv2.py`: a tiny MViTv2 on the embedded `synthetic_motion` dataset
+(8x32x32 clips): stem 3x7x7 / 2x4x4 -> 4x8x8 tokens + class token, width 32,
+4 blocks in 3 stages (32 -> 64 -> 128 channels, 1 -> 2 -> 4 heads, 8x8 -> 4x4
+-> 2x2 query grids), K/V pooled to a 4x2x2 grid; relative positions and
+residual pooling as in the paper.
+`configs/mvitv2.py:s_16x4_k400`: MViTv2-S 16x4 on Kinetics-400 as in the
+release's MVITv2_S_16x4 config: 16 frames at stride 4, 224 crop, depth 16,
+width 96, 1 head, stages at blocks 1/3/14, Q/K/V pool kernel 3x3x3, adaptive
+K/V stride 1x8x8, drop path 0.2, head dropout 0.5; AdamW lr 1e-4, weight decay
+0.05, 30 warm-up epochs, cosine to 1e-6, 200 epochs, grad-norm clip 1, batch
+16 (the release's total batch) with each video sampled twice; Inception
+crop (area 0.08-1, aspect 3/4-4/3), flip, RandAugment m7 n4 mstd 0.5, random
+erasing 0.25, mixup 0.8 / cutmix 1.0, label smoothing 0.1; test 5 clips x 1
+centre crop at short side 224 (the paper's 1x5 views). 34.5M parameters and
+64 G multiply-adds per view (paper: 34.5M, 64 GFLOPs; K400 top-1 81.0).
+"""
+from configs import default, recipes
+
+VARIANTS = ("", "s_16x4_k400")  # rows of tools/model_table
+
+
+def get_config(arg: str = ""):
+  config = default.get_config()
+  config.model.name = "mvitv2"
+  config.model.pool_kernel = (3, 3, 3)
+  config.model.q_stride = (1, 2, 2)
+  config.model.rel_pos = True
+  config.model.residual_pooling = True
+  config.model.cls_token = True
+  config.model.dtype = "float32"
+  if arg == "s_16x4_k400":
+    return _s_16x4_k400(config)
+  if arg not in ("", "local"):
+    raise ValueError(f"mvitv2.py: unknown config argument {arg!r}; use one "
+                     f"of {VARIANTS}")
+  config.model.embed_dim = 32
+  config.model.num_heads = 1
+  config.model.depth = 4
+  config.model.stage_starts = (1, 3)
+  config.model.kv_stride = (1, 4, 4)
+  config.model.stochastic_depth = 0.1
+  config.model.dropout_rate = 0.0
+  config.model.head_init_std = 0.02
+  return default.synthetic_recipe(config)
+
+
+def _s_16x4_k400(config):
+  config.dataset.name = "kinetics400"
+  config.dataset.num_frames = 16
+  config.dataset.frame_stride = 4
+  config.dataset.mean = (0.45, 0.45, 0.45)
+  config.dataset.std = (0.225, 0.225, 0.225)
+  recipes.videomae_finetune(config)  # the same timm-style augmentation
+  config.num_test_clips, config.num_test_crops = 5, 1
+  config.dataset.repeated_aug = 2    # AUG.NUM_SAMPLE
+  m = config.model
+  m.embed_dim, m.num_heads, m.depth = 96, 1, 16
+  m.stage_starts = (1, 3, 14)
+  m.patch_kernel, m.patch_stride = (3, 7, 7), (2, 4, 4)
+  m.kv_stride = (1, 8, 8)
+  m.mlp_ratio = 4.0
+  m.stochastic_depth = 0.2
+  m.dropout_rate = 0.5
+  m.head_init_std = 0.02
+  config.batch_size = 16
+  config.num_train_epochs = 200.0
+  config.log_every_steps = 100
+  config.eval_every_steps = 5000
+  config.checkpoint_every_steps = 1000
+  opt = config.optimizer
+  opt.name = "adamw"
+  opt.b1, opt.b2 = 0.9, 0.999
+  opt.learning_rate = 1e-4
+  opt.end_lr_factor = 1e-6 / 1e-4
+  opt.weight_decay = 0.05
+  opt.warmup_epochs = 30.0
+  opt.schedule = "cosine"
+  opt.grad_clip_norm = 1.0
+  return config

@@ -1,0 +1,62 @@
+"""TSM (Lin et al. 2019, "TSM: Temporal Shift Module").
+
+`configs/tsm.py`: a narrow TSM ResNet (inner widths 8..64, one bottleneck per
+stage, no stem pool for 32x32 crops) on the embedded `synthetic_motion`
+dataset, 8x32x32 clips, for a 2-core CPU.
+`configs/tsm.py:k400`: TSM-R50 on Kinetics-400: 8 frames, 224x224 crops,
+residual shift of 1/8 + 1/8 channels in every block: 24.3M parameters (those
+of ResNet-50: the shift has none), 32.7 G multiply-adds per view (paper: 33).
+Recipe (Sec. 4.1): SGD momentum 0.9, batch 64, lr 0.01 (the paper divides it
+by 10 at epochs 40 and 80 of 100 from ImageNet weights; here cosine), weight
+decay 1e-4, dropout 0.5. The paper samples one frame per segment of the
+whole video (TSN); here 8 frames at stride 8 (its "dense sampling" setting).
+`--config.model.shift_place=inplace` shifts the block input instead, `none`
+gives the TSN baseline with the same parameters.
+"""
+from configs import default
+
+VARIANTS = ("", "k400")
+
+
+def get_config(arg: str = ""):
+  config = default.get_config()
+  config.model.name = "tsm"
+  config.model.shift_place = "residual"
+  config.model.shift_div = 8
+  config.model.dtype = "float32"
+  if arg == "k400":
+    return _k400(config)
+  if arg:
+    raise ValueError(f"tsm.py: unknown config argument {arg!r}; use '' or "
+                     "'k400'")
+  config.model.widths = (8, 16, 32, 64)
+  config.model.blocks_per_stage = (1, 1, 1, 1)
+  config.model.stem_width = 16
+  config.model.stem_pool = False
+  config.model.dropout_rate = 0.0
+  return default.synthetic_recipe(config, 600, warmup_steps=50)
+
+
+def _k400(config):
+  config.dataset.name = "kinetics400"
+  config.dataset.num_frames = 8
+  config.dataset.frame_stride = 8
+  config.dataset.crop_size = 224
+  config.dataset.flip = True
+  config.model.widths = (64, 128, 256, 512)
+  config.model.blocks_per_stage = (3, 4, 6, 3)
+  config.model.stem_width = 64
+  config.model.stem_pool = True
+  config.model.dropout_rate = 0.5
+  config.batch_size = 64
+  config.num_train_epochs = 100.0
+  config.log_every_steps = 100
+  config.eval_every_steps = 5000
+  config.checkpoint_every_steps = 1000
+  config.num_test_clips = 10
+  config.num_test_crops = 3
+  config.optimizer.name = "sgd"
+  config.optimizer.momentum = 0.9
+  config.optimizer.learning_rate = 0.01
+  config.optimizer.weight_decay = 1e-4
+  return config

@@ -1,0 +1,68 @@
+"""tools/benchmark_input: its JSON line, equal clip counts and shapes on both
+sides, and that the plain PyAV loop decodes the frames the pipeline stores.
+Speed is not asserted (the lead measures it on an idle machine)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("skvideo")
+
+from tools import benchmark_input  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_tool_prints_one_json_line_with_matching_clips(tmp_path):
+  cmd = [sys.executable, "-m", "tools.benchmark_input",
+         "--config=configs/single_frame.py", "--batches=2", "--warmup=1",
+         "--sample_clips=carphone_pristine", "--piece_frames=24",
+         "--config.batch_size=4", "--config.dataset.num_frames=4",
+         "--config.dataset.num_workers=2", "--config.dataset.prefetch=2",
+         f"--data_dir={tmp_path / 'tfds'}"]
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
+  out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
+  assert len(lines) == 1, out.stdout
+  row = json.loads(lines[0])
+  # carphone: 120 frames -> 5 pieces of 24; every 5th per class is a test one.
+  assert row["videos"] == 4
+  assert row["pipeline_clips"] == row["baseline_clips"] == 2 * 4
+  assert row["clip_shape"] == row["baseline_clip_shape"] == [4, 32, 32, 3]
+  assert row["stored_frame_size"] == [128, 156]  # 176x144 at short side 128
+  for key in ("pipeline_clips_per_sec", "baseline_clips_per_sec", "speedup"):
+    assert row[key] > 0
+  assert row["speedup"] == pytest.approx(
+      row["pipeline_clips_per_sec"] / row["baseline_clips_per_sec"], rel=0.01)
+
+
+def test_plain_loop_decodes_the_frames_the_pipeline_stores(tmp_path):
+  from configs import default
+  from vidjax.data import datasets
+  videos = tmp_path / "videos"
+  counts = benchmark_input.make_test_videos(
+      str(videos), ("bikes",), piece_frames=40, max_per_class=2)
+  assert counts == {"bikes": 2}
+  config = default.get_config().dataset
+  config.name, config.path = "video_folder", str(videos)
+  config.data_dir = str(tmp_path / "tfds")
+  config.test_fraction = 0.5  # 2 videos: 1 train, 1 test
+  data = datasets.load(config)
+  ex = data.train[0]
+  video, size = ex["video"], tuple(ex["video"].shape[1:3])
+  assert len(video) == 40 and size == (128, 301)  # 640x272, short side 128
+  idx = np.array([0, 7, 8, 21, 39])
+  plain = benchmark_input.decode_frames(
+      str(videos / ex["path"]), idx, size).astype(np.float32)
+  stored = np.asarray(video, np.float32)
+  assert plain.shape == (5,) + size + (3,)
+  # [5, 40] mean abs difference to every stored frame: each decoded frame is
+  # closest to the stored frame of its own index, within JPEG (q 90) loss.
+  dist = np.abs(plain[:, None] - stored[None]).mean(axis=(2, 3, 4))
+  np.testing.assert_array_equal(dist.argmin(1), idx)
+  assert dist[np.arange(5), idx].max() < 3.0

@@ -1,0 +1,73 @@
+"""Converts a PyTorch checkpoint into a vidjax checkpoint + config.
+
+  python -m tools.convert_checkpoint --source=PATH_OR_HF_DIR --format=FORMAT
+      --out=DIR [--config=CONFIG_JSON]
+
+FORMAT: hf_timesformer | hf_vivit | hf_videomae | hf_videomae_pretrain |
+videomae_release (the mappings: vidjax/convert/).
+--source: a transformers model directory (config.json + model.safetensors or
+pytorch_model.bin: a `save_pretrained` folder or a Hub snapshot), or one state
+dict file (.safetensors/.bin/.pth; the VideoMAE release nests it under
+"model" or "module").
+--config: a transformers-style config.json for a bare state dict file, or to
+override what is inferred (num_attention_heads, num_frames, image_size,
+hidden_act, layer_norm_eps; for VideoMAE also decoder_num_attention_heads,
+mask_ratio, norm_pix_loss).
+
+Writes DIR/checkpoints/0 (load it with --config.init_from.checkpoint_path=DIR),
+DIR/config.json (model options, dataset fields) and DIR/config.py (a vidjax
+config: `python -m vidjax.main --config=DIR/config.py --workdir=RUN`).
+Prints one JSON line: the output folder, model, parameter count, source keys
+left unused.
+"""
+import json
+
+from absl import app, flags, logging
+
+from vidjax import cli
+from vidjax.convert import common
+
+_SOURCE = flags.DEFINE_string("source", None,
+                              "HF model dir or state dict file.")
+_FORMAT = flags.DEFINE_string("format", None,
+                              "One of " + ", ".join(common.FORMATS) + ".")
+_OUT = flags.DEFINE_string("out", None, "Output folder.")
+_HF_CONFIG = flags.DEFINE_string(
+    "config", "", "transformers-style config.json (optional for a directory).")
+
+
+def run(source: str, fmt: str, out: str, config_path: str = "") -> dict:
+  import numpy as np
+  import jax
+  from vidjax import convert
+  converted = convert.convert(source, fmt, config_path)
+  path = convert.save(converted, out)
+  dataset = convert.dataset_fields(converted)
+  report = {
+      "out": path, "format": fmt, "model": converted.model["name"],
+      "params": int(sum(np.size(x) for x in jax.tree.leaves(
+          converted.params))),
+      "num_classes": converted.data["num_classes"],
+      "dataset": dataset["name"], "unused_keys": converted.unused,
+  }
+  if convert.head_note(converted):
+    report["note"] = convert.head_note(converted)
+  return report
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  from vidjax.errors import VidjaxError
+  for flag in (_SOURCE, _FORMAT, _OUT):
+    if not flag.value:
+      cli.fail(f"--{flag.name} is required")
+  try:
+    print(json.dumps(run(_SOURCE.value, _FORMAT.value, _OUT.value,
+                         _HF_CONFIG.value)))
+  except VidjaxError as e:
+    cli.fail(str(e))
+
+
+if __name__ == "__main__":
+  app.run(main)

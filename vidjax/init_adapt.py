@@ -1,0 +1,261 @@
+"""Adapting a pretrained parameter tree to the configured model (`init_from`).
+
+`checkpoint.merge_pretrained` copies parameters by name and shape. Before it,
+`adapt_pretrained` rewrites the loaded tree where a known mapping exists:
+
+* Image ViT ("vit", vidjax/models/vit.py) -> ViViT model 2 ("vivit_factorized")
+  or model 1 ("vivit_spatiotemporal"), as ViViT initialises from ImageNet ViTs
+  (Arnab et al. 2021, Sec. 3.4):
+  - `transformer/*` (CLS token, position embedding, encoder blocks and final
+    norm) -> `spatial/*` (model 2; the temporal encoder keeps its random
+    initialisation) or `spatiotemporal/*` (model 1);
+  - the 2D patch kernel (h, w, C, D) -> the tubelet kernel (t, h, w, C, D) by
+    `config.init_from.tubelet_init`: "central_frame" (the paper's best, Tab. 1),
+    "average" (filter inflation) or "repeat" (`inflate_patch_kernel`); the
+    bias is copied;
+  - the ViT's classification head is dropped (a new task's head starts from
+    its own initialisation).
+* Any source: with `config.init_from.posemb="resize"` every learned position
+  embedding whose token grid differs from the model's is resized
+  (`vidjax.layers.posemb.resize_posemb`: `config.init_from.posemb_method`
+  "bilinear" | "bicubic" over space; linear interpolation over time, an image
+  embedding tiled over every time slot) -- fine-tuning at another resolution
+  or clip length, or the ViT -> ViViT model 1 case (1 + H'W' -> 1 + T'H'W').
+  "none" leaves them, and `merge_pretrained` then keeps their initialisation.
+  The source's token grid is read from the checkpoint's saved config.
+* Encoder layer layouts: scanned (`layers/`, stacked on axis 0) and unrolled
+  (`block_0..`) trees are converted to whichever the model uses.
+"""
+import os
+from collections.abc import Mapping
+from typing import Callable, Dict, Optional, Tuple
+
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from vidjax import checkpoint
+from vidjax.errors import VidjaxError
+from vidjax.layers.embedding import TUBELET_INITS, inflate_patch_kernel
+from vidjax.layers.posemb import SPATIAL_METHODS, resize_posemb, square_grid
+from vidjax.registry import build_model
+
+POSEMB_MODES = ("resize", "none")
+_VIDEO_ENCODER = {"vivit_factorized": "spatial",
+                  "vivit_spatiotemporal": "spatiotemporal"}
+_POS = ("pos_embedding", "pos_embedding")
+
+
+def posemb_layout(model) -> Callable:
+  """Model -> fn(frames, crop) giving {path: ((T, H, W) grid, num_cls)} of its
+  learned position embeddings (paths are tuples into the params tree)."""
+  name = type(model).__name__
+  cls = int(getattr(model, "classifier", "token") == "token")
+
+  def layout(frames: int, crop: int) -> Dict[tuple, Tuple[tuple, int]]:
+    if name == "ViT":
+      from vidjax.models.vit import patch_pair
+      ph, pw = patch_pair(model.patch_size)
+      return {("transformer",) + _POS: ((1, crop // ph, crop // pw), cls)}
+    if name in ("ViViTFactorizedEncoder", "ViViTSpatioTemporal"):
+      t, h, w = model.patch_size
+      steps, rows, cols = frames // t, crop // h, crop // w
+      if name == "ViViTSpatioTemporal":
+        return {("spatiotemporal",) + _POS: ((steps, rows, cols), cls)}
+      out = {("spatial",) + _POS: ((1, rows, cols), cls)}
+      if model.temporal_layers > 0:
+        out[("temporal",) + _POS] = ((steps, 1, 1), cls)
+      return out
+    return {}
+
+  return layout
+
+
+def _get(tree, path):
+  for key in path:
+    if not isinstance(tree, Mapping) or key not in tree:
+      return None
+    tree = tree[key]
+  return tree
+
+
+def _set(tree, path, value):
+  for key in path[:-1]:
+    tree = tree.setdefault(key, {})
+  tree[path[-1]] = value
+
+
+def _copy(tree):
+  return {k: _copy(v) if isinstance(v, Mapping) else v
+          for k, v in tree.items()}
+
+
+def match_layer_layout(src: dict, dst: dict) -> dict:
+  """Converts every encoder between scanned `layers` and `block_i` trees so
+  that `src` uses `dst`'s layout (recursively; other keys untouched)."""
+  if not isinstance(src, Mapping) or not isinstance(dst, Mapping):
+    return src
+  out = {}
+  blocks = sorted((k for k in dst if k.startswith("block_")),
+                  key=lambda k: int(k.split("_")[1]))
+  if "layers" in src and blocks and "layers" not in dst:
+    stacked = src["layers"]
+    count = len(np.asarray(_first_leaf(stacked)))
+    for i in range(count):
+      out[f"block_{i}"] = _map(lambda a, i=i: np.asarray(a)[i], stacked)
+  src_blocks = sorted((k for k in src if k.startswith("block_")),
+                      key=lambda k: int(k.split("_")[1]))
+  if src_blocks and "layers" in dst and "layers" not in src:
+    out["layers"] = _map_many(lambda *a: np.stack(a),
+                              [src[k] for k in src_blocks])
+  for key, value in src.items():
+    if key == "layers" and "layers" not in dst and blocks:
+      continue
+    if key.startswith("block_") and "layers" in dst and "layers" not in src:
+      continue
+    out[key] = match_layer_layout(value, dst.get(key, {}))
+  return out
+
+
+def _first_leaf(tree):
+  while isinstance(tree, Mapping):
+    tree = next(iter(tree.values()))
+  return tree
+
+
+def _map(fn, tree):
+  if isinstance(tree, Mapping):
+    return {k: _map(fn, v) for k, v in tree.items()}
+  return fn(tree)
+
+
+def _map_many(fn, trees):
+  if isinstance(trees[0], Mapping):
+    return {k: _map_many(fn, [t[k] for t in trees]) for k in trees[0]}
+  return fn(*trees)
+
+
+def read_source_config(where: str) -> Optional[ml_collections.ConfigDict]:
+  """The config saved with a vidjax checkpoint step folder (None if absent)."""
+  directory, step = os.path.split(os.path.abspath(where))
+  if not step.isdigit():
+    return None
+  manager = checkpoint._manager(directory, create=False)  # pylint: disable=protected-access
+  try:
+    meta = manager.restore(int(step), args=ocp.args.Composite(
+        meta=ocp.args.JsonRestore())).meta
+  except Exception:  # pylint: disable=broad-except
+    return None
+  finally:
+    manager.close()
+  if not meta or "config" not in meta:
+    return None
+  return ml_collections.ConfigDict(meta["config"])
+
+
+def _layout_of(config) -> Dict[tuple, Tuple[tuple, int]]:
+  model = build_model(config.model, 1)
+  return posemb_layout(model)(int(config.dataset.num_frames),
+                              int(config.dataset.crop_size))
+
+
+def vit_to_video(loaded: dict, target: dict, model_name: str,
+                 tubelet_init: str) -> Tuple[dict, list]:
+  """Image-ViT tree -> ViViT model 1/2 names (no position resizing here)."""
+  dst = _VIDEO_ENCODER[model_name]
+  notes = [f"image ViT -> {model_name}: transformer/* -> {dst}/*"]
+  out = {dst: match_layer_layout(_copy(loaded["transformer"]),
+                                 target.get(dst, {}))}
+  emb = loaded.get("embedding", {})
+  kernel = _get(target, ("embedding", "kernel"))
+  if "kernel" in emb and kernel is not None and np.ndim(kernel) == 5:
+    frames = int(np.shape(kernel)[0])
+    out["embedding"] = {"kernel": inflate_patch_kernel(emb["kernel"], frames,
+                                                       tubelet_init)}
+    notes.append(f"patch kernel {list(np.shape(emb['kernel']))} -> tubelet "
+                 f"{[frames] + list(np.shape(emb['kernel']))} "
+                 f"({tubelet_init})")
+  if "bias" in emb:
+    out.setdefault("embedding", {})["bias"] = emb["bias"]
+  notes.append("the ViT's head is not loaded")
+  return out, notes
+
+
+def resize_position_embeddings(loaded, target, src_layout, dst_layout,
+                               method: str) -> Tuple[dict, list]:
+  """Resizes every position embedding of dst_layout that has a source entry
+  of another shape (the source grid from src_layout, or square inference)."""
+  notes = []
+  for path, (dst_grid, dst_cls) in dst_layout.items():
+    src = _get(loaded, path)
+    want = _get(target, path)
+    if src is None or want is None or np.shape(src) == np.shape(want):
+      continue
+    if path in src_layout:
+      src_grid, src_cls = src_layout[path]
+    else:  # only a square image grid can be inferred from the shape
+      src_cls = int("cls" in (_get(loaded, path[:1]) or {}))
+      side = square_grid(np.shape(src)[1] - src_cls, "/".join(path))
+      src_grid = (1, side, side)
+    name = "/".join(path)
+    resized = resize_posemb(src, src_grid, dst_grid, src_cls=src_cls,
+                            dst_cls=dst_cls, method=method, name=name)
+    if resized.shape != tuple(np.shape(want)):
+      raise VidjaxError(f"init_from: resized {name} to {list(resized.shape)} "
+                        f"but the model has {list(np.shape(want))}")
+    _set(loaded, path, resized)
+    notes.append(f"{name} resized {list(np.shape(src))} -> "
+                 f"{list(resized.shape)} (grid {list(src_grid)} -> "
+                 f"{list(dst_grid)}, {method})")
+  return loaded, notes
+
+
+def _option(config, key, default, choices):
+  value = config.init_from.get(key, default)
+  if value not in choices:
+    raise VidjaxError(f"config.init_from.{key}={value!r}; expected one of "
+                      f"{choices}")
+  return value
+
+
+def adapt_pretrained(config, loaded: dict, target: dict, where: str = "",
+                     log: Callable = print) -> dict:
+  """Rewrites a loaded params tree for the configured model (module docstring).
+
+  `target`: the model's freshly initialised params (names and shapes);
+  `where`: the checkpoint step folder (its saved config gives the source's
+  token grids). Returns a new tree for `checkpoint.merge_pretrained`.
+  """
+  tubelet_init = _option(config, "tubelet_init", "central_frame",
+                         TUBELET_INITS)
+  posemb = _option(config, "posemb", "resize", POSEMB_MODES)
+  method = _option(config, "posemb_method", "bilinear", SPATIAL_METHODS)
+  if not loaded:
+    return loaded
+  target = dict(target)
+  loaded = _copy(loaded)
+  notes = []
+  image_vit = np.ndim(_get(loaded, ("embedding", "kernel"))) == 4 and (
+      "transformer" in loaded)
+  src_config = read_source_config(where) if where else None
+  src_layout = {}
+  if src_config is not None:
+    try:
+      src_layout = _layout_of(src_config)
+    except Exception:  # pylint: disable=broad-except
+      src_layout = {}  # an unknown / older model: infer from shapes
+  if image_vit and config.model.name in _VIDEO_ENCODER:
+    loaded, notes = vit_to_video(loaded, target, config.model.name,
+                                 tubelet_init)
+    dst = _VIDEO_ENCODER[config.model.name]
+    src_layout = {(dst,) + path[1:]: v for path, v in src_layout.items()
+                  if path[0] == "transformer"}
+  else:
+    loaded = match_layer_layout(loaded, target)
+  if posemb == "resize":
+    loaded, more = resize_position_embeddings(
+        loaded, target, src_layout, _layout_of(config), method)
+    notes += more
+  for line in notes:
+    log(f"  init_from: {line}")
+  return loaded
