@@ -24,6 +24,8 @@ def get_config():
   config.num_test_clips = 4         # uniformly spaced temporal clips per video
   config.num_test_crops = 1         # 1 (centre) or 3 (left/centre/right)
   config.label_smoothing = 0.0
+  config.aux_loss_weight = 0.01     # x sown auxiliary losses (MoE balancing;
+                                    # Fedus et al. 2021 use 0.01); 0 for others
   config.num_devices = -1           # -1: every device; else the first N (one host)
   config.max_consecutive_nonfinite = 10
   config.inject_nan_at_steps = ()  # testing: make these steps' inputs NaN

@@ -1,9 +1,10 @@
 """I3D-R50 and NL-I3D-R50 (Wang et al. 2018, "Non-local Neural Networks").
 
 `configs/i3d_r50.py`: a narrow I3D ResNet (inner widths 8..64, one bottleneck
-per stage, 3x1x1 first convs in stages 2-4, no stem pool for 32x32 crops)
-with one embedded-Gaussian non-local block after stage 2's block, on the
-embedded `synthetic_motion` dataset, 8x32x32 clips, for a 2-core CPU.
+per stage, 3x1x1 first convs in stages 2-4, no stem pool for 32x32 crops,
+pool2 halving time: 8 -> 4 frames) with one embedded-Gaussian non-local block
+after stage 2's block, on the embedded `synthetic_motion` dataset, 8x32x32
+clips, for a 2-core CPU.
 `configs/i3d_r50.py:k400`: the paper's I3D_{3x1x1} ResNet-50 baseline on
 Kinetics-400: 32 frames at stride 2 (64 consecutive frames), 224x224 crops,
 conv1 5x7x7 stride 2 in time, pool1/pool2 halving time: 28.0M parameters,
@@ -39,7 +40,7 @@ def get_config(arg: str = ""):
   config.model.stem_temporal_stride = 1
   config.model.stem_pool = False
   config.model.pool1_temporal_stride = 1
-  config.model.pool2_temporal_stride = 1
+  config.model.pool2_temporal_stride = 2
   config.model.temporal_kernels = ((1,), (3,), (3,), (3,))
   config.model.nonlocal_blocks = ((), (0,), (), ())
   config.model.dropout_rate = 0.0

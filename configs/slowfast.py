@@ -44,7 +44,7 @@ def get_config(arg: str = ""):
   config.model.blocks_per_stage = (1, 1, 1, 1)
   config.model.stem_width = 16
   config.model.stem_pool = False
-  config.model.fast_stem_temporal_kernel = 1
+  config.model.fast_stem_temporal_kernel = 3
   config.model.dropout_rate = 0.0
   return default.synthetic_recipe(config, 600, warmup_steps=50)
 

@@ -185,3 +185,35 @@ def test_invalid_variants_raise():
     with pytest.raises(ValueError, match=match):
       tr.Encoder(num_layers=1, num_heads=2, mlp_dim=8, **kwargs).init(
           jax.random.key(0), x)
+
+
+def test_train_step_adds_the_sown_balancing_loss():
+  """steps.make_train_step: loss = cross-entropy + aux_loss_weight * the
+  balancing losses the MoE blocks sowed (computed here by a separate apply)."""
+  import optax
+  from vidjax import steps
+  from configs import default
+  config = default.get_config()
+  config.dataset.num_frames, config.dataset.crop_size = 4, 16
+  model = build_model(dict(name="vivit_spatiotemporal", patch_size=(2, 8, 8),
+                           hidden_size=16, num_heads=2, mlp_dim=32,
+                           num_layers=2, mlp="moe", num_experts=3), 5)
+  state = steps.create_state(model, optax.sgd(0.0), config, jax.random.key(0))
+  video = jax.random.randint(jax.random.key(1), (2, 4, 16, 16, 3), 0, 256)
+  batch = {"video": video.astype(jnp.uint8), "label": jnp.array([1, 3])}
+  x = steps.normalize(batch["video"], config.dataset.mean, config.dataset.std)
+  rng = jax.random.fold_in(state.rng, 0)
+  logits, sown = model.apply({"params": state.params}, x, train=True,
+                             rngs={"dropout": rng}, mutable=[tr.AUX_LOSS])
+  ce = optax.softmax_cross_entropy_with_integer_labels(
+      logits, batch["label"]).mean()
+  aux = tr.total_aux_loss(sown)
+  assert float(aux) > 0.5  # 2 layers, each >= 1 (1 = perfectly balanced)
+  losses = {}
+  for weight in (0.0, 0.5):
+    config.aux_loss_weight = weight
+    step = steps.make_train_step(config, lambda s: 0.0)
+    _, metrics = step(state, batch)
+    losses[weight] = float(metrics["train/loss"])
+  np.testing.assert_allclose(losses[0.0], ce, rtol=1e-5)
+  np.testing.assert_allclose(losses[0.5], ce + 0.5 * aux, rtol=1e-5)

@@ -188,6 +188,21 @@ def load_pretrained(path: str) -> Tuple[dict, dict, str]:
           os.path.join(directory, str(step)))
 
 
+def check_fits(target, loaded, path: str, min_fraction: float = 0.5):
+  """Raises unless most of a checkpoint (by values) fits `target` by name and
+  shape: a checkpoint of another model fails here, before any compile, while
+  a new head or a resized embedding is fine."""
+  _, done, _, _ = merge_pretrained(target, loaded)
+  flat = flax.traverse_util.flatten_dict(loaded, sep="/") if loaded else {}
+  total = sum(int(np.size(v)) for v in flat.values())
+  fit = sum(int(np.size(flat[k])) for k in done)
+  if not total or fit < min_fraction * total:
+    raise VidjaxError(
+        f"config.init_from.checkpoint_path={path}: only {len(done)} of "
+        f"{len(flat)} checkpoint parameters ({fit:,} of {total:,} values) fit "
+        "this model by name and shape; is it a checkpoint of another model?")
+
+
 def merge_pretrained(target, loaded) -> Tuple[dict, list, list, list]:
   """Copies every loaded leaf whose name and shape match into `target`.
 

@@ -57,8 +57,3 @@ def parse_flags(argv):
 def fail(message: str):
   print(f"error: {message}", file=sys.stderr)
   sys.exit(1)
-
-
-def fail(message: str):
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(1)

@@ -37,7 +37,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.fail(f"unexpected arguments: {' '.join(argv[1:])} (config fields are "
+             "set with --config.FIELD=VALUE)")
   logging.set_verbosity(logging.WARNING)
   import jax
   if _MULTIHOST.value or _COORDINATOR.value:

@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from vidjax.layers.transformer import AUX_LOSS, total_aux_loss
+
 
 class TrainState(struct.PyTreeNode):
   step: jax.Array
@@ -53,17 +55,27 @@ def normalize(video: jax.Array, mean, std) -> jax.Array:
   return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
 
 
-def _apply(state, params, x, train, rng):
+def _apply(state, params, x, train, rng, with_aux=False):
+  """Forward pass; (logits, new batch_stats[, sum of sown auxiliary losses]).
+
+  Training collects the `aux_loss` collection that blocks sow (the MoE
+  load-balancing loss of vidjax/layers/transformer.py); it is empty (0) for
+  every other model.
+  """
   variables = {"params": params}
   if state.batch_stats:
     variables["batch_stats"] = state.batch_stats
-    if train:
-      logits, updates = state.apply_fn(
-          variables, x, train=True, rngs={"dropout": rng},
-          mutable=["batch_stats"])
-      return logits, updates["batch_stats"]
+  if train:
+    logits, updates = state.apply_fn(
+        variables, x, train=True, rngs={"dropout": rng},
+        mutable=["batch_stats", AUX_LOSS])
+    stats = updates.get("batch_stats", state.batch_stats)
+    out = logits, stats
+    return out + (total_aux_loss(updates.get(AUX_LOSS, {})),) if with_aux \
+        else out
   logits = state.apply_fn(variables, x, train=train, rngs={"dropout": rng})
-  return logits, state.batch_stats
+  out = logits, state.batch_stats
+  return out + (jnp.zeros((), jnp.float32),) if with_aux else out
 
 
 def make_train_step(config, schedule):
@@ -74,6 +86,7 @@ def make_train_step(config, schedule):
   mean, std = tuple(config.dataset.mean), tuple(config.dataset.std)
   smoothing = float(config.label_smoothing)
   nan_steps = tuple(int(s) for s in config.get("inject_nan_at_steps", ()))
+  aux_weight = float(config.get("aux_loss_weight", 0.0))
 
   def train_step(state: TrainState, batch: dict):
     x = normalize(batch["video"], mean, std)
@@ -83,7 +96,8 @@ def make_train_step(config, schedule):
     rng = jax.random.fold_in(state.rng, state.step)
 
     def loss_fn(params):
-      logits, new_stats = _apply(state, params, x, True, rng)
+      logits, new_stats, aux = _apply(state, params, x, True, rng,
+                                      with_aux=True)
       logits = logits.astype(jnp.float32)
       if batch["label"].ndim == 2:  # mixup/cutmix soft labels [B, K]
         labels = batch["label"].astype(jnp.float32)
@@ -92,6 +106,8 @@ def make_train_step(config, schedule):
       if smoothing:
         labels = optax.smooth_labels(labels, smoothing)
       loss = optax.softmax_cross_entropy(logits, labels).mean()
+      if aux_weight:
+        loss = loss + aux_weight * aux
       return loss, (logits, new_stats)
 
     (loss, (logits, new_stats)), grads = jax.value_and_grad(

@@ -53,20 +53,19 @@ def initial_state(config, model, tx, mesh, ckpt, log):
     state = ckpt.restore(abstract, latest)
     log(f"resumed from {ckpt.path(latest)} at step {latest}")
     return state
-  state = jax.jit(create, out_shardings=rep)()
   path = config.init_from.checkpoint_path
-  if path:
+  if path:  # read and match by name and shape before compiling anything
     params, stats, where = checkpoint.load_pretrained(path)
-    params = init_adapt.adapt_pretrained(config, params, state.params, where,
-                                         log)  # ViT -> ViViT, pos-emb resize
+    params = init_adapt.adapt_pretrained(config, params, abstract.params,
+                                         where, log)  # ViT -> ViViT, pos-emb
+    checkpoint.check_fits(abstract.params, params, path)
+  state = jax.jit(create, out_shardings=rep)()
+  if path:
     new_params, done, skipped, unused = checkpoint.merge_pretrained(
         state.params, params)
     new_stats = state.batch_stats
     if state.batch_stats:
       new_stats, *_ = checkpoint.merge_pretrained(state.batch_stats, stats)
-    if not done:
-      raise VidjaxError(f"config.init_from.checkpoint_path={path}: no "
-                        "parameter of the checkpoint fits this model")
     log(f"init_from {where}: loaded {len(done)} of "
         f"{len(done) + len(skipped)} parameters")
     for line in skipped:
@@ -116,6 +115,15 @@ def train_and_evaluate(config, workdir: str,
   model = build_model(config.model, data.num_classes)
   if hasattr(model, "check_input"):
     model.check_input(steps.input_shape(config))
+  pidx, pcount = jax.process_index(), jax.process_count()
+  train_loader = TrainLoader(data.train, spec, config.seed, config.batch_size,
+                             pidx, pcount)
+  eval_loader = EvalLoader(data.test, spec, config.num_test_clips,
+                           config.num_test_crops, config.eval_batch_size,
+                           pidx, pcount)
+  # One clip of each kind now, so a data/augmentation problem (e.g. a crop
+  # larger than the stored frames) fails before anything is compiled.
+  train_loader.batch(0), eval_loader.batch(0)
 
   ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
   state = initial_state(config, model, tx, mesh, ckpt, log)
@@ -135,12 +143,6 @@ def train_and_evaluate(config, workdir: str,
       if pretraining else (steps.make_eval_step, evaluate.evaluate))
   eval_step = jax.jit(make_eval_step(config), out_shardings=
                       sharding.batch_sharded(mesh))
-  pidx, pcount = jax.process_index(), jax.process_count()
-  train_loader = TrainLoader(data.train, spec, config.seed, config.batch_size,
-                             pidx, pcount)
-  eval_loader = EvalLoader(data.test, spec, config.num_test_clips,
-                           config.num_test_crops, config.eval_batch_size,
-                           pidx, pcount)
   workers = dict(num_workers=config.dataset.num_workers,
                  prefetch=config.dataset.prefetch)
   writer = metrics_lib.MetricWriter(workdir, enabled=is_main)

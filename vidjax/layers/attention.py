@@ -22,6 +22,10 @@ import jax
 import jax.numpy as jnp
 
 ATTENTION_IMPLS = ("einsum", "xla_fused")
+# Collection the softmax weights (..., heads, N, N) are sown into when an
+# apply makes it mutable (vidjax.viz attention rollout); not at init, and
+# never computed otherwise.
+ATTENTION_WEIGHTS = "attention_weights"
 
 
 def einsum_attention(query, key, value, *, dropout_fn=None):
@@ -89,6 +93,12 @@ class MultiHeadSelfAttention(nn.Module):
     key = project("key", self.key_bias)(x)
     value = project("value")(x)
 
+    if (self.is_mutable_collection(ATTENTION_WEIGHTS)
+        and not self.is_initializing()):
+      logits = jnp.einsum("...qhd,...khd->...hqk", query * jnp.asarray(
+          head_dim ** -0.5, query.dtype), key)
+      self.sow(ATTENTION_WEIGHTS, "weights",
+               jax.nn.softmax(logits.astype(jnp.float32), axis=-1))
     dropout_active = self.dropout_rate > 0.0 and not deterministic
     if self.attention_impl == "xla_fused" and not dropout_active:
       out = xla_fused_attention(query, key, value)

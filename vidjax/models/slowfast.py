@@ -30,8 +30,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vidjax.errors import VidjaxError
-from vidjax.layers.conv3d import batch_norm, conv3d
-from vidjax.layers.resnet_blocks import stem
+from vidjax.layers.conv3d import batch_norm
+from vidjax.layers.resnet_blocks import stem, video_conv
 from vidjax.models.resnet_video import check_stage_lists, classify, res_stage
 from vidjax.registry import register_model
 
@@ -54,8 +54,8 @@ class FastToSlow(nn.Module):
   def __call__(self, fast, *, train: bool):
     b, t, h, w, c = fast.shape
     if self.mode == "conv":
-      y = conv3d(fast, self.channel_ratio * c, (self.kernel, 1, 1),
-                 (self.alpha, 1, 1), name="conv", dtype=self.dtype)
+      y = video_conv(fast, self.channel_ratio * c, (self.kernel, 1, 1),
+                     (self.alpha, 1, 1), name="conv", dtype=self.dtype)
       return nn.relu(batch_norm(train, "bn", self.dtype)(y))
     if self.mode == "time_to_channel":
       y = fast.reshape(b, t // self.alpha, self.alpha, h, w, c)

@@ -52,12 +52,13 @@ def _check_classifier(classifier: str):
 def check_tubelet_input(input_shape, patch_size, hidden_size, num_heads):
   """One-line errors for clips the tubelet cannot tile (before any compile)."""
   frames, height, width = input_shape[:3]
-  for size, patch, key in ((frames, patch_size[0], "dataset.num_frames"),
-                           (height, patch_size[1], "dataset.crop_size"),
-                           (width, patch_size[2], "dataset.crop_size")):
+  for size, patch, key, what in (
+      (frames, patch_size[0], "dataset.num_frames", "time"),
+      (height, patch_size[1], "dataset.crop_size", "height"),
+      (width, patch_size[2], "dataset.crop_size", "width")):
     if size % patch:
       raise VidjaxError(
-          f"config.{key}={size} is not divisible by the tubelet size "
+          f"config.{key}={size} is not divisible by the tubelet's {what} "
           f"{patch} (config.model.patch_size={tuple(patch_size)})")
   if hidden_size % num_heads:
     raise VidjaxError(f"config.model.hidden_size={hidden_size} is not "

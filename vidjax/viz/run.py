@@ -1,0 +1,155 @@
+"""Loading what the visualisations need from a training run.
+
+* `load_run(workdir)`: the latest checkpoint's config (its JSON meta, see
+  vidjax/checkpoint.py), the model rebuilt from it (`registry.build_model`
+  with the dataset's class count) and its parameters (+ BatchNorm stats).
+  A run trained with `scan_layers=True` is rebuilt unrolled (the scanned
+  `layers/` parameters split into `block_i`), so every layer can sow.
+* `load_clip(run, video)`: one clip as the evaluation sees it (centre clip,
+  centre crop): `video` is an index into the run's test split, or a video
+  file, decoded with PyAV (vidjax/data/decode.py), resized like the dataset's
+  stored frames and cropped to the config's input; flow channels, where the
+  config's modality needs them, are computed with the dataset's algorithm.
+"""
+import dataclasses
+import os
+from typing import Any, Optional, Sequence
+
+import flax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from vidjax import checkpoint, steps
+from vidjax.errors import VidjaxError
+from vidjax.registry import build_model
+
+
+@dataclasses.dataclass
+class Run:
+  workdir: str
+  step_dir: str
+  config: Any
+  model: Any
+  variables: dict
+  num_classes: int
+
+  @property
+  def mean(self):
+    return tuple(self.config.dataset.mean)
+
+  @property
+  def std(self):
+    return tuple(self.config.dataset.std)
+
+  def normalize(self, video_uint8) -> np.ndarray:
+    x = np.asarray(video_uint8, np.float32) / 255.0
+    return (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std,
+                                                                np.float32)
+
+
+@dataclasses.dataclass
+class Clip:
+  video: np.ndarray          # (T, H, W, C) uint8, as the model's input
+  label: Optional[int]       # test-split label, None for a file
+  class_names: Optional[Sequence[str]]
+  tag: str                   # short name for output files
+
+
+def _read_meta(directory: str, step: int) -> dict:
+  manager = ocp.CheckpointManager(
+      directory, options=ocp.CheckpointManagerOptions(create=False))
+  try:
+    return manager.restore(step, args=ocp.args.Composite(
+        meta=ocp.args.JsonRestore())).meta
+  finally:
+    manager.close()
+
+
+def unscan_params(params) -> dict:
+  """Scanned `.../layers/...` leaves (leading layer axis) -> `.../block_i/`."""
+  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(params), sep="/")
+  out = {}
+  for key, value in flat.items():
+    parts = key.split("/")
+    if "layers" not in parts:
+      out[key] = value
+      continue
+    at = parts.index("layers")
+    for i in range(value.shape[0]):
+      out["/".join(parts[:at] + [f"block_{i}"] + parts[at + 1:])] = value[i]
+  return flax.traverse_util.unflatten_dict(out, sep="/")
+
+
+def load_run(workdir: str) -> Run:
+  directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+  if not os.path.isdir(directory):
+    raise VidjaxError(f"--workdir={workdir} has no checkpoints/ folder (is it "
+                      "a vidjax training run?)")
+  params, batch_stats, step_dir = checkpoint.load_pretrained(workdir)
+  meta = _read_meta(os.path.dirname(step_dir), int(os.path.basename(step_dir)))
+  config = ml_collections.ConfigDict(meta["config"])
+  from vidjax.data import datasets  # noqa: PLC0415
+  num_classes = datasets.num_classes(config.dataset)
+  if config.model.get("scan_layers", False):
+    config.model.scan_layers = False
+    params = unscan_params(params)
+  model = build_model(config.model, num_classes)
+  if hasattr(model, "check_input"):
+    model.check_input(steps.input_shape(config))
+  variables = {"params": params}
+  if batch_stats:
+    variables["batch_stats"] = batch_stats
+  return Run(os.path.abspath(workdir), step_dir, config, model, variables,
+             num_classes)
+
+
+def _eval_clip(source, config, index: int) -> dict:
+  from vidjax.data.pipeline import ClipSpec, EvalLoader  # noqa: PLC0415
+  loader = EvalLoader(source, ClipSpec.from_config(config.dataset), 1, 1, 1)
+  batch = loader.batch(index)
+  return {"video": batch["video"][0], "label": int(batch["label"][0])}
+
+
+def _file_video(path: str, config) -> Any:
+  from vidjax.data import decode, optical_flow  # noqa: PLC0415
+  d = config.dataset
+  short = d.crop_size if d.name == "synthetic_motion" else d.resize_short
+  try:
+    decoded = decode.decode_to_jpegs(path, resize_short=int(short),
+                                     fps=float(d.get("fps", 0.0)))
+  except Exception as e:  # noqa: BLE001  (PyAV / decode errors are many)
+    raise VidjaxError(f"--video={path}: cannot decode it: "
+                      f"{str(e).splitlines()[0] if str(e) else type(e).__name__}")
+  video = decode.LazyVideo(decoded["frames"], decoded["height"],
+                           decoded["width"])
+  mode = optical_flow.modality(d)
+  if mode == "rgb":
+    return video
+  rgb = np.asarray(video)
+  flow = optical_flow.quantize(
+      optical_flow.video_flow(rgb, optical_flow.algorithm(d)),
+      optical_flow.bound(d))
+  return flow if mode == "flow" else np.concatenate([rgb, flow], -1)
+
+
+def load_clip(run: Run, video: str) -> Clip:
+  config = run.config
+  if str(video).isdigit():
+    from vidjax.data import datasets  # noqa: PLC0415
+    data = datasets.load(config.dataset)
+    index = int(video)
+    if index >= len(data.test):
+      raise VidjaxError(f"--video={index}: the test split has "
+                        f"{len(data.test)} videos (0..{len(data.test) - 1})")
+    ex = _eval_clip(data.test, config, index)
+    return Clip(ex["video"], ex["label"], list(data.class_names),
+                f"test{index}")
+  if not os.path.isfile(video):
+    raise VidjaxError(f"--video={video} is neither a test-split index nor a "
+                      "video file")
+  ex = _eval_clip([{"video": _file_video(video, config), "label": -1}],
+                  config, 0)
+  stem = os.path.splitext(os.path.basename(video))[0]
+  return Clip(ex["video"], None, None, "".join(
+      c if c.isalnum() or c in "-_" else "_" for c in stem)[:40])
