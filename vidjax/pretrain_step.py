@@ -20,11 +20,11 @@ on the test split's views with fixed masks (key 0), `eval/recon_loss`.
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from vidjax import sharding
 from vidjax.errors import VidjaxError
 from vidjax.layers import masking
+from vidjax import steps
 from vidjax.steps import TrainState, normalize
 
 TASKS = ("classification", "videomae_pretrain")
@@ -82,19 +82,7 @@ def make_pretrain_step(config, schedule):
                       rngs).mean()
 
     loss, grads = jax.value_and_grad(loss_fn)(state.params)
-    grad_norm = optax.global_norm(grads)
-    updates, new_opt_state = state.tx.update(grads, state.opt_state,
-                                             state.params)
-    new_params = optax.apply_updates(state.params, updates)
-    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    keep = lambda new, old: jax.tree.map(  # noqa: E731
-        lambda a, b: jnp.where(finite, a, b), new, old)
-    new_state = state.replace(
-        step=state.step + 1,
-        params=keep(new_params, state.params),
-        opt_state=keep(new_opt_state, state.opt_state),
-        skipped_steps=state.skipped_steps + (~finite).astype(jnp.int32),
-        nonfinite_streak=jnp.where(finite, 0, state.nonfinite_streak + 1))
+    new_state, grad_norm = steps.guarded_update(state, loss, grads)
     metrics = {
         "train/loss": loss,
         "train/grad_norm": grad_norm,

@@ -78,6 +78,31 @@ def _apply(state, params, x, train, rng, with_aux=False):
   return out + (jnp.zeros((), jnp.float32),) if with_aux else out
 
 
+def guarded_update(state: TrainState, loss, grads, new_stats=None):
+  """The optimizer update, kept only if the loss and gradients are finite.
+
+  A non-finite step changes nothing but the counters (`skipped_steps`,
+  `nonfinite_streak`), decided inside the step with `where`: no host sync.
+  Returns (new state, gradient global norm).
+  """
+  grad_norm = optax.global_norm(grads)
+  updates, new_opt_state = state.tx.update(grads, state.opt_state,
+                                           state.params)
+  new_params = optax.apply_updates(state.params, updates)
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  keep = lambda new, old: jax.tree.map(  # noqa: E731
+      lambda a, b: jnp.where(finite, a, b), new, old)
+  new_stats = state.batch_stats if new_stats is None else new_stats
+  new_state = state.replace(
+      step=state.step + 1,
+      params=keep(new_params, state.params),
+      batch_stats=keep(new_stats, state.batch_stats),
+      opt_state=keep(new_opt_state, state.opt_state),
+      skipped_steps=state.skipped_steps + (~finite).astype(jnp.int32),
+      nonfinite_streak=jnp.where(finite, 0, state.nonfinite_streak + 1))
+  return new_state, grad_norm
+
+
 def make_train_step(config, schedule):
   """The train step of `config.task` (pretraining: vidjax/pretrain_step.py)."""
   from vidjax import pretrain_step  # noqa: PLC0415 (it imports this module)
@@ -112,20 +137,7 @@ def make_train_step(config, schedule):
 
     (loss, (logits, new_stats)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state.params)
-    grad_norm = optax.global_norm(grads)
-    updates, new_opt_state = state.tx.update(grads, state.opt_state,
-                                             state.params)
-    new_params = optax.apply_updates(state.params, updates)
-    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    keep = lambda new, old: jax.tree.map(  # noqa: E731
-        lambda a, b: jnp.where(finite, a, b), new, old)
-    new_state = state.replace(
-        step=state.step + 1,
-        params=keep(new_params, state.params),
-        batch_stats=keep(new_stats, state.batch_stats),
-        opt_state=keep(new_opt_state, state.opt_state),
-        skipped_steps=state.skipped_steps + (~finite).astype(jnp.int32),
-        nonfinite_streak=jnp.where(finite, 0, state.nonfinite_streak + 1))
+    new_state, grad_norm = guarded_update(state, loss, grads, new_stats)
     metrics = {
         "train/loss": loss,
         "train/top1": jnp.mean(jnp.argmax(logits, -1) == (

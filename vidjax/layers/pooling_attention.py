@@ -117,22 +117,17 @@ def decomposed_rel_pos_bias(q, q_thw, k_thw, rel_t, rel_h, rel_w):
   return bias.reshape(batch, heads, qt * qh * qw, kt * kh * kw)
 
 
-def shifted_windows(x, kernel, stride, pad_value=0.0):
-  """(N, T, H, W, C) -> (N, T', H', W', prod(kernel), C): every kernel tap's
-  strided slice of the input padded by kernel // 2 (with `pad_value`)."""
+def _taps(x, kernel, stride, pad_value):
+  """Yields (tap index, strided slice of x padded by kernel // 2) for every
+  tap of a (kt, kh, kw) window over x (N, T, H, W, C)."""
   x = jnp.pad(x, [(0, 0)] + [(k // 2, k // 2) for k in kernel] + [(0, 0)],
               constant_values=pad_value)
   out = [(n - k) // s + 1 for n, k, s in zip(x.shape[1:4], kernel, stride)]
-  taps = []
-  for a in range(kernel[0]):
-    for b in range(kernel[1]):
-      for c in range(kernel[2]):
-        start = (0, a, b, c, 0)
-        limit = (x.shape[0],) + tuple(
-            o + (m - 1) * s + 1 for o, m, s in zip((a, b, c), out, stride)
-        ) + (x.shape[4],)
-        taps.append(jax.lax.slice(x, start, limit, (1,) + tuple(stride) + (1,)))
-  return jnp.stack(taps, axis=-2)
+  for tap in np.ndindex(*kernel):
+    limit = tuple(o + (m - 1) * s + 1 for o, m, s in zip(tap, out, stride))
+    yield tap, jax.lax.slice(x, (0,) + tap + (0,),
+                             (x.shape[0],) + limit + (x.shape[4],),
+                             (1,) + tuple(stride) + (1,))
 
 
 def depthwise_conv3d(x, kernel, stride, impl: str = "shifts"):
@@ -140,10 +135,10 @@ def depthwise_conv3d(x, kernel, stride, impl: str = "shifts"):
   (kt, kh, kw, 1, C) (flax's grouped-conv layout).
 
   impl "conv": `lax.conv_general_dilated` with C feature groups; "shifts":
-  an einsum of the kernel taps with the stacked shifted inputs (same result
-  and multiply-adds; ~30x faster to differentiate on XLA:CPU, whose grouped
-  convolution input-gradient is slow, but it holds prod(kernel) copies of
-  the output in memory).
+  the sum over kernel taps of the shifted, strided input times that tap's
+  per-channel weights (the same numbers; element-wise ops that XLA fuses,
+  ~10x faster to differentiate on XLA:CPU, whose grouped convolutions are
+  slow). `costs.kernel_gmacs` counts only the "conv" form's multiply-adds.
   """
   size = kernel.shape[:3]
   if impl == "conv":
@@ -153,10 +148,19 @@ def depthwise_conv3d(x, kernel, stride, impl: str = "shifts"):
         dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
         feature_group_count=x.shape[-1])
   if impl == "shifts":
-    windows = shifted_windows(x, size, stride)
-    taps = kernel.reshape(-1, kernel.shape[-1]).astype(x.dtype)
-    return jnp.einsum("nthwkc,kc->nthwc", windows, taps)
+    kernel = kernel.astype(x.dtype)
+    return sum(window * kernel[tap][0]
+               for tap, window in _taps(x, size, stride, 0.0))
   raise ValueError(f"pool_impl={impl!r}; expected one of {POOL_IMPLS}")
+
+
+def max_pool3d(x, kernel, stride):
+  """Max over (kt, kh, kw) windows of x (N, T, H, W, C), padding k // 2
+  (padding never wins: it is -inf), as a running max of shifted slices."""
+  out = None
+  for _, window in _taps(x, kernel, stride, -jnp.inf):
+    out = window if out is None else jnp.maximum(out, window)
+  return out
 
 
 def resolve_pool_impl(impl: str) -> str:
@@ -306,8 +310,7 @@ class MultiScaleBlock(nn.Module):
     kernel = [s + 1 if s > 1 else s for s in self.stride_q]
     s = int(self.has_cls)
     grid = x[:, s:].reshape((x.shape[0],) + tuple(thw) + (x.shape[-1],))
-    grid = nn.max_pool(grid, tuple(kernel), strides=tuple(self.stride_q),
-                       padding=[(k // 2, k // 2) for k in kernel])
+    grid = max_pool3d(grid, kernel, self.stride_q)
     if grid.shape[1:4] != tuple(new_thw):
       raise ValueError(f"skip max-pool gives {grid.shape[1:4]} tokens but the "
                        f"pooled query {tuple(new_thw)}: use an odd pool "
