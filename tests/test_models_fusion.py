@@ -23,7 +23,7 @@ def _clip(shape, seed=0):
 
 def _frames_seen(fn, x):
   """For fn: x -> (N,) outputs, the frames t with d fn(x)[n] / d x[:, t] not
-  exactly zero, for each n (one jitted Jacobian)."""
+  exactly zero, for each n (one Jacobian)."""
   jac = np.asarray(jax.jit(jax.jacrev(fn))(x))  # (N, B, T, H, W, C)
   per_frame = np.abs(jac).sum(axis=(1, 3, 4, 5))
   return [[int(t) for t in np.flatnonzero(row)] for row in per_frame]
@@ -38,7 +38,7 @@ def _intermediate(model, variables, name, train=False):
 
 
 def _check_default_config(name, num_classes=8, train_step=True):
-  """Default config: eval logits (B, K) float32; one jitted train-mode pass
+  """Default config: eval logits (B, K) float32; one train-mode pass
   (init + apply with mutable batch_stats) gives a finite loss and moves the
   BatchNorm statistics."""
   stem, _, arg = name.partition(":")
@@ -53,8 +53,7 @@ def _check_default_config(name, num_classes=8, train_step=True):
   if not train_step:
     return
 
-  @jax.jit
-  def train_pass(x):
+  def train_pass(x):  # eager: cheaper than compiling it once (op cache)
     variables = model.init(rngs, x)
     logits, updates = model.apply(variables, x, train=True,
                                   rngs={"dropout": jax.random.key(3)},

@@ -192,10 +192,8 @@ def test_class_model_raises_the_score_and_slow_is_smoother():
   variables = init(model, shape)
   common = dict(steps=40, learning_rate=0.05, temporal_channels=(3, 5),
                 l2=1e-3, tv=1e-3)
-  fast = classmodel.maximize_class(model, variables, shape, 1, temporal=0.0,
-                                   **common)
-  slow = classmodel.maximize_class(model, variables, shape, 1,
-                                   temporal=100.0, **common)
+  fast, slow = classmodel.maximize_class(model, variables, shape, 1,
+                                         temporal=(0.0, 100.0), **common)
   for result in (fast, slow):
     assert result.scores[-1] > result.scores[0] + 0.5
     assert np.mean(np.diff(result.scores) > 0) > 0.8  # monotonic-ish
@@ -291,10 +289,11 @@ def test_visualize_cli_writes_the_files(tiny_run, tmp_path):
   for name in index["files"]:
     image = Image.open(os.path.join(out, name))
     if name.startswith("filters"):
-      # 4 filters of 3x3 at scale 3 (2x2 tiles), kt = 3 slices.
-      frames, size = 3, (2 * 10 + 1, 2 * 10 + 1)
-      if name.endswith(".png"):
-        size = (3 * cell, cell)
+      # 4 filters of 3x3 at scale 3 (2x2 tiles of 9 px + 1 px gaps), kt = 3
+      # slices; the GIF is not upscaled and has the progress bar.
+      frames, size = 3, (2 * 10 + 1, 2 * 10 + 1 + render.BAR)
+      if name.endswith(".png"):  # one row of the 3 slices
+        frames, size = 1, (3 * cell, cell)
     elif name.endswith(".gif"):  # 4 frames of 16x16 at scale 3 + the bar
       frames, size = 4, (48, 48 + render.BAR)
     else:  # input / map / overlay rows (classmodel: fast / slow)

@@ -167,10 +167,11 @@ def _class_models(run, shape, k, steps, slow_weight, scale, path, write):
   flow_channels = (3, 5) if shape[-1] == 5 else None
   bounds = classmodel.input_bounds(run.mean, run.std)
   rows, summary = [], {}
-  for label, weight in (("fast", 0.0), ("slow", slow_weight)):
-    result = classmodel.maximize_class(
-        run.model, run.variables, shape, k, steps=steps, temporal=weight,
-        temporal_channels=flow_channels, bounds=bounds)
+  weights = (0.0, slow_weight)
+  results = classmodel.maximize_class(
+      run.model, run.variables, shape, k, steps=steps, temporal=weights,
+      temporal_channels=flow_channels, bounds=bounds)
+  for label, weight, result in zip(("fast", "slow"), weights, results):
     shown = display(result.clip, run)
     write(render.save_gif(shown, path(f"classmodel_c{k}_{label}", "gif"),
                           scale))

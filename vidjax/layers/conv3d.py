@@ -1,8 +1,9 @@
 """Reusable 3D convolution units for convolutional video models.
 
-* `conv3d`: a 3D convolution with PyTorch-style symmetric padding (k-1)//2 per
-  axis; the temporal padding is zeros (the papers) or "edge" (replicate the
-  first/last frame). Edge padding makes an I3D-inflated network (see
+* `conv3d` / `VideoConv`: a 3D convolution with PyTorch-style symmetric
+  padding (k-1)//2 per axis; the temporal padding is zeros (the papers) or
+  "edge" (replicate the first/last frame). On CPU it is computed as 2D
+  convolutions, which XLA:CPU runs 3-20x faster than its 3D convolution. Edge padding makes an I3D-inflated network (see
   `vidjax.models.inflate`) give exactly its 2D parent's output on a static
   clip, also at the clip's first and last frames.
 * `Conv3DBNReLU`: conv -> BatchNorm -> ReLU (each of the last two optional).
@@ -13,10 +14,12 @@
   M = floor(t d^2 N_{i-1} N_i / (d^2 N_{i-1} + t N_i)) so that it has as many
   parameters as the full t x d x d conv from N_{i-1} to N_i channels.
 """
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+from jax import lax
 
 from vidjax.errors import VidjaxError
 
@@ -41,15 +44,70 @@ def conv3d(x, features: int, kernel: Sequence[int], strides: Sequence[int] = (
            temporal_padding: str = "zeros", dtype=jnp.float32):
   """(B,T,H,W,C) conv with padding (k-1)//2 on both sides of every axis.
 
-  Must be called inside a compact module (creates an `nn.Conv` named `name`).
+  Must be called inside a compact module (creates a `VideoConv` named `name`,
+  whose parameters are those of a 3D `nn.Conv`: kernel (kt, kh, kw, Cin,
+  Cout) [+ bias]).
   """
-  pads = [((k - 1) // 2, (k - 1) // 2) for k in kernel]
-  if temporal_padding == "edge" and pads[0][0] > 0:
-    x = jnp.pad(x, ((0, 0), pads[0], (0, 0), (0, 0), (0, 0)), mode="edge")
-    pads[0] = (0, 0)
-  return nn.Conv(features, tuple(kernel), strides=tuple(strides),
-                 padding=pads, use_bias=use_bias, dtype=dtype, name=name,
-                 kernel_init=nn.initializers.kaiming_normal())(x)
+  return VideoConv(features, tuple(kernel), tuple(strides), use_bias,
+                   temporal_padding, dtype=dtype, name=name)(x)
+
+
+class VideoConv(nn.Module):
+  """3D convolution of (B, T, H, W, C) clips; kernel (kt, kh, kw, Cin, Cout).
+
+  Same padding as `conv3d` ((k - 1) // 2 each side; temporal zeros or edge).
+  impl: "xla" is one 3D `conv_general_dilated`; "frames" computes the same
+  sum as 2D convolutions (a (kt, 1, 1) kernel: one 2D conv over (T, H*W);
+  otherwise one per-frame 2D conv per temporal tap, summed), which XLA:CPU
+  runs 3-20x faster than its 3D convolution (measured on the 2-core CPU:
+  3x7x7 stem 11x, 3x1x1 3x, 5x1x1 stride 4 20x). "auto": "frames" on CPU,
+  "xla" elsewhere. Same multiply-adds either way (`costs.kernel_gmacs`).
+  """
+  features: int
+  kernel: Tuple[int, int, int]
+  strides: Tuple[int, int, int] = (1, 1, 1)
+  use_bias: bool = False
+  temporal_padding: str = "zeros"
+  impl: str = "auto"
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    kt, kh, kw = self.kernel
+    st, sh, sw = self.strides
+    kernel = self.param("kernel", nn.initializers.kaiming_normal(),
+                        (kt, kh, kw, x.shape[-1], self.features))
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    pt = (kt - 1) // 2
+    x = jnp.pad(x, ((0, 0), (pt, pt), (0, 0), (0, 0), (0, 0)),
+                mode="edge" if self.temporal_padding == "edge" else "constant")
+    spatial_pad = [((kh - 1) // 2,) * 2, ((kw - 1) // 2,) * 2]
+    impl = self.impl
+    if impl == "auto":
+      impl = "frames" if jax.default_backend() == "cpu" else "xla"
+    if impl == "xla":
+      y = lax.conv_general_dilated(
+          x, kernel, (st, sh, sw), [(0, 0)] + spatial_pad,
+          dimension_numbers=("NTHWC", "THWIO", "NTHWC"))
+    elif kh == kw == 1 and sh == sw == 1:
+      b, t, h, w, c = x.shape
+      y = lax.conv_general_dilated(
+          x.reshape(b, t, h * w, c), kernel[:, 0], (st, 1), [(0, 0), (0, 0)],
+          dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      y = y.reshape(b, y.shape[1], h, w, self.features)
+    else:
+      b, t_out = x.shape[0], (x.shape[1] - kt) // st + 1
+      y = 0
+      for k in range(kt):
+        frames = x[:, k:k + st * (t_out - 1) + 1:st]
+        y = y + lax.conv_general_dilated(
+            frames.reshape((-1,) + frames.shape[2:]), kernel[k], (sh, sw),
+            spatial_pad, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      y = y.reshape((b, t_out) + y.shape[1:])
+    if self.use_bias:
+      y = y + self.param("bias", nn.initializers.zeros,
+                         (self.features,)).astype(self.dtype)
+    return y
 
 
 def batch_norm(train: bool, name: str, dtype=jnp.float32,

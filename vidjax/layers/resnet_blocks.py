@@ -3,8 +3,7 @@
 * `video_conv`: `conv3d`'s drop-in (same padding, (B, T, H, W, C) in and
   out) that runs a kernel with kt = 1 and temporal stride 1 as a per-frame 2D
   convolution (flax folds T into the batch; the kernel is (kh, kw, Cin, Cout),
-  as a 2D ResNet's), and other kernels with `VideoConv`, which XLA:CPU runs
-  much faster than its conv3d (see there).
+  as a 2D ResNet's), and other kernels with `conv3d`'s `VideoConv`.
   `vidjax.models.inflate.inflate_params` inflates such 4D kernels into the 5D
   kernels of a network that has kt > 1 at the same place.
 * `residual_sum`: ReLU(shortcut(x) + branch) with He et al.'s projection
@@ -29,70 +28,10 @@
 from typing import Sequence, Tuple
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
-from jax import lax
 
-from vidjax.layers.conv3d import batch_norm
+from vidjax.layers.conv3d import VideoConv, batch_norm
 from vidjax.layers.temporal_shift import temporal_shift
-
-
-class VideoConv(nn.Module):
-  """3D convolution of (B, T, H, W, C) clips; kernel (kt, kh, kw, Cin, Cout).
-
-  Same padding as `conv3d` ((k - 1) // 2 each side; temporal zeros or edge).
-  impl: "xla" is one 3D `conv_general_dilated`; "frames" computes the same
-  sum as 2D convolutions (a (kt, 1, 1) kernel: one 2D conv over (T, H*W);
-  otherwise one per-frame 2D conv per temporal tap, summed), which XLA:CPU
-  runs 3-20x faster than its 3D convolution (measured on the 2-core CPU:
-  3x7x7 stem 11x, 3x1x1 3x, 5x1x1 stride 4 20x). "auto": "frames" on CPU,
-  "xla" elsewhere. Same multiply-adds either way (`costs.kernel_gmacs`).
-  """
-  features: int
-  kernel: Tuple[int, int, int]
-  strides: Tuple[int, int, int] = (1, 1, 1)
-  use_bias: bool = False
-  temporal_padding: str = "zeros"
-  impl: str = "auto"
-  dtype: jnp.dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x):
-    kt, kh, kw = self.kernel
-    st, sh, sw = self.strides
-    kernel = self.param("kernel", nn.initializers.kaiming_normal(),
-                        (kt, kh, kw, x.shape[-1], self.features))
-    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    pt = (kt - 1) // 2
-    x = jnp.pad(x, ((0, 0), (pt, pt), (0, 0), (0, 0), (0, 0)),
-                mode="edge" if self.temporal_padding == "edge" else "constant")
-    spatial_pad = [((kh - 1) // 2,) * 2, ((kw - 1) // 2,) * 2]
-    impl = self.impl
-    if impl == "auto":
-      impl = "frames" if jax.default_backend() == "cpu" else "xla"
-    if impl == "xla":
-      y = lax.conv_general_dilated(
-          x, kernel, (st, sh, sw), [(0, 0)] + spatial_pad,
-          dimension_numbers=("NTHWC", "THWIO", "NTHWC"))
-    elif kh == kw == 1 and sh == sw == 1:
-      b, t, h, w, c = x.shape
-      y = lax.conv_general_dilated(
-          x.reshape(b, t, h * w, c), kernel[:, 0], (st, 1), [(0, 0), (0, 0)],
-          dimension_numbers=("NHWC", "HWIO", "NHWC"))
-      y = y.reshape(b, y.shape[1], h, w, self.features)
-    else:
-      b, t_out = x.shape[0], (x.shape[1] - kt) // st + 1
-      y = 0
-      for k in range(kt):
-        frames = x[:, k:k + st * (t_out - 1) + 1:st]
-        y = y + lax.conv_general_dilated(
-            frames.reshape((-1,) + frames.shape[2:]), kernel[k], (sh, sw),
-            spatial_pad, dimension_numbers=("NHWC", "HWIO", "NHWC"))
-      y = y.reshape((b, t_out) + y.shape[1:])
-    if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros,
-                         (self.features,)).astype(self.dtype)
-    return y
 
 
 def video_conv(x, features: int, kernel: Sequence[int],

@@ -6,4 +6,5 @@ from vidjax.models import timesformer, vivit_factorized_attention  # noqa: F401
 from vidjax.models import fusion, slow_fusion, two_stream, recurrent  # noqa: F401
 from vidjax.models import videomae  # noqa: F401
 from vidjax.models import vit  # noqa: F401
+from vidjax.models import inception  # noqa: F401
 from vidjax.models import mvit  # noqa: F401

@@ -22,8 +22,8 @@ Facts the code relies on (paper Sec. 4 and the authors' released
   the embedded-Gaussian block of `vidjax.layers.non_local` with subsampling.
   (Tab. 2b's "10-block" model puts one after every block of res3 and res4.)
 * Head: global average pool, dropout 0.5, linear layer.
-With 400 classes: I3D-R50 28.1M parameters, NL I3D-R50 35.4M (35.3M in the
-anchors); see tests/test_models_i3d_r50.py for the G multiply-adds.
+With 400 classes at 32x224^2: I3D-R50 28.0M parameters and 33.1 G
+multiply-adds, NL I3D-R50 35.4M (published: 35.3M) and 41.3 G.
 
 All temporal_kernels 1 and stem_temporal_kernel 1 give the paper's C2D
 baseline with the same parameter names (1x1/3x3 kernels are 2D, see

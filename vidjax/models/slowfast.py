@@ -136,7 +136,7 @@ class SlowFast(nn.Module):
       lateral = FastToSlow(self.lateral, self.alpha, self.lateral_kernel,
                            self.lateral_channel_ratio, dtype,
                            name=f"lateral{s}")(fast, train=train)
-      self.sow("intermediates", f"lateral{s}", lateral)
+      self.sow("intermediates", f"lateral{s}_out", lateral)
       slow = jnp.concatenate([slow, lateral], axis=-1)
       stride = 2 if s > 0 else 1
       slow = res_stage(slow, prefix=f"slow_stage{s}", features=width,

@@ -23,7 +23,7 @@ temporal stream the stacked flow); `temporal_channels` restricts the
 temporal penalty to the flow channels, as in the paper.
 """
 import dataclasses
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -60,7 +60,8 @@ def temporal_change(x) -> float:
 def maximize_class(model, variables, input_shape: Sequence[int],
                    class_index: int, *, steps: int = 200,
                    learning_rate: float = 0.05, l2: float = 1e-2,
-                   tv: float = 1e-1, temporal: float = 0.0,
+                   tv: float = 1e-1,
+                   temporal: Union[float, Sequence[float]] = 0.0,
                    temporal_channels: Optional[Tuple[int, int]] = None,
                    bounds: Optional[Tuple[Sequence[float],
                                           Sequence[float]]] = None,
@@ -68,7 +69,8 @@ def maximize_class(model, variables, input_shape: Sequence[int],
   """Gradient ascent on class `class_index` from noise (module docstring).
 
   input_shape: (T, H, W, C). bounds: per-channel (low, high) of the
-  normalised input, or None for no projection.
+  normalised input, or None for no projection. temporal: one weight (returns
+  a ClassModel) or several (a list, one per weight, from one compilation).
   """
   score_fn = class_score(model, variables, class_index)
   x0 = init_scale * jax.random.normal(jax.random.PRNGKey(seed),
@@ -78,25 +80,39 @@ def maximize_class(model, variables, input_shape: Sequence[int],
                 jnp.asarray(bounds[1], jnp.float32)))
   tx = optax.adam(learning_rate)
 
-  def objective(x):
+  def objective(x, weights):
     score = score_fn(x)
-    p_l2, p_tv, p_t = penalties(x, temporal_channels)
-    return score - l2 * p_l2 - tv * p_tv - temporal * p_t, score
+    terms = jnp.stack(penalties(x, temporal_channels))
+    return score - jnp.dot(weights, terms), score
 
   def step(carry, _):
-    x, opt_state = carry
-    (_, score), grad = jax.value_and_grad(objective, has_aux=True)(x)
+    x, opt_state, weights = carry
+    (_, score), grad = jax.value_and_grad(objective, has_aux=True)(x, weights)
     updates, opt_state = tx.update(-grad, opt_state, x)  # ascent
     x = jnp.clip(optax.apply_updates(x, updates), low, high)
-    return (x, opt_state), score
+    return (x, opt_state, weights), score
+
+  run = _ascent(step, score_fn, tx, steps)
+  results = []
+  for weight in np.atleast_1d(np.asarray(temporal, np.float32)):
+    x, scores = run(jnp.clip(x0, low, high),
+                    jnp.asarray([l2, tv, weight], jnp.float32))
+    results.append(ClassModel(np.asarray(x), np.asarray(scores),
+                              temporal_change(x)))
+  return results if np.ndim(temporal) else results[0]
+
+
+def _ascent(step, score_fn, tx, steps):
+  """The jitted ascent; the penalty weights are traced arguments, so runs
+  with several temporal weights share one compilation."""
 
   @jax.jit
-  def run(x):
-    (x, _), scores = jax.lax.scan(step, (x, tx.init(x)), None, length=steps)
+  def run(x, weights):
+    (x, _, _), scores = jax.lax.scan(step, (x, tx.init(x), weights), None,
+                                     length=steps)
     return x, jnp.concatenate([scores, score_fn(x)[None]])
 
-  x, scores = run(jnp.clip(x0, low, high))
-  return ClassModel(np.asarray(x), np.asarray(scores), temporal_change(x))
+  return run
 
 
 def input_bounds(mean: Sequence[float], std: Sequence[float]):
