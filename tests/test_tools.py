@@ -69,3 +69,15 @@ def test_benchmark_prints_one_json_line_with_consistent_figures():
   forward = 2 * vivit_fe_macs(8, 32, (2, 8, 8), 64, 256, 2, 2, 8) / 1e9
   assert 2.5 * forward <= out["gflops_per_clip"] <= 4.5 * forward
   assert out["mfu"] is None  # no known peak for a CPU
+
+
+def test_kernel_gmacs_counts_a_scanned_encoder_like_the_unrolled_one():
+  from vidjax import costs
+  from vidjax.registry import build_model
+  base = dict(name="vivit_spatiotemporal", patch_size=(2, 8, 8),
+              hidden_size=32, num_heads=2, mlp_dim=64, num_layers=3)
+  shape = (4, 16, 16, 3)
+  unrolled = costs.kernel_gmacs(build_model(base, 5), shape)
+  scanned = costs.kernel_gmacs(build_model(dict(base, scan_layers=True), 5),
+                               shape)
+  assert unrolled > 0 and abs(scanned - unrolled) <= 1e-9 * unrolled

@@ -8,7 +8,9 @@ pass, in G multiply-adds (the papers' convention):
 * `forward_gmacs`: XLA's cost analysis of the compiled computation (flops / 2).
   XLA skips products that only touch zero padding, so for padded convolutions
   on small feature maps it reads low (C3D at 16x112x112: 33.0 vs 38.5).
-Count on an unrolled model: with `nn.scan` both see the loop body once.
+`kernel_gmacs` multiplies a scan's body by its length (scanned layers,
+recurrent cells); XLA's cost analysis sees the loop body once, so count
+`forward_gmacs` on an unrolled model.
 """
 import math
 
@@ -65,10 +67,12 @@ def _jaxpr_macs(jaxpr) -> float:
       (contract, _), _ = eqn.params["dimension_numbers"]
       lhs = eqn.invars[0].aval.shape
       total += out * math.prod(lhs[d] for d in contract)
+    # A scan's body runs `length` times (nn.scan layers, recurrent cells).
+    repeat = eqn.params.get("length", 1) if eqn.primitive.name == "scan" else 1
     for param in eqn.params.values():
       sub = getattr(param, "jaxpr", param)  # pjit, remat, custom_vjp bodies
       if hasattr(sub, "eqns"):
-        total += _jaxpr_macs(sub)
+        total += repeat * _jaxpr_macs(sub)
   return total
 
 

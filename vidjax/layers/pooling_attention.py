@@ -208,7 +208,7 @@ class PoolingAttention(nn.Module):
 
   `__call__(x, thw)` -> ((B, Nq, dim_out), pooled query thw). Sows the pooled
   q, k, v (B, N, heads, head_dim) into "intermediates" when that collection
-  is mutable.
+  is mutable (not at init).
   """
   dim_out: int
   num_heads: int
@@ -239,8 +239,10 @@ class PoolingAttention(nn.Module):
     q, q_thw = pool("pool_q", self.kernel_q, self.stride_q)(qkv[:, :, 0], thw)
     k, k_thw = pool("pool_k", self.kernel_kv, self.stride_kv)(qkv[:, :, 1], thw)
     v, _ = pool("pool_v", self.kernel_kv, self.stride_kv)(qkv[:, :, 2], thw)
-    for name, t in (("q", q), ("k", k), ("v", v)):
-      self.sow("intermediates", name, t)
+    if (self.is_mutable_collection("intermediates")
+        and not self.is_initializing()):
+      for name, t in (("q", q), ("k", k), ("v", v)):
+        self.sow("intermediates", name, t)
 
     scale = jnp.asarray(head_dim ** -0.5, q.dtype)
     logits = jnp.einsum("bqnd,bknd->bnqk", q * scale, k)
