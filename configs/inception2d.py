@@ -1,9 +1,10 @@
 """Inception-v1 with BatchNorm applied per frame (vidjax/models/inception.py):
 I3D's 2D parent (Carreira & Zisserman 2017; Szegedy et al. 2015, GoogLeNet).
 
-`configs/inception2d.py`: a quarter-width net on the embedded
-`synthetic_motion` dataset (8x32x32 clips; logits averaged over the frames),
-stem as in configs/i3d.py. On `synthetic_motion/motion` a per-frame model
+`configs/inception2d.py`: a quarter-width net (0.35M parameters) on the
+embedded `synthetic_motion` dataset (8x32x32 clips; logits averaged over the
+frames), the paper's layout as in configs/i3d.py; it is the 2D parent of
+that config's I3D (same parameter names). On `synthetic_motion/motion` a per-frame model
 should sit near chance (no single frame tells the class).
 `configs/inception2d.py:imagenet`: the ImageNet network I3D inflates (TF-slim
 Inception-v1: 3x3 kernels in the "5x5" branch, BatchNorm): one 224x224 frame,
@@ -32,7 +33,7 @@ def get_config(arg: str = ""):
                      "'', 'motion', 'appearance' or 'imagenet'")
   config.dataset.config = arg or "motion"
   config.model.width_multiplier = 0.25
-  config.model.stem_pools = 1
+  config.model.stem_pools = 2
   config.model.dropout_rate = 0.2
   return default.synthetic_recipe(config, 600, warmup_steps=50)
 

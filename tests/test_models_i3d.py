@@ -5,7 +5,6 @@ narrow version of the same layout (width x0.125, every pool and stride of the
 paper, 32x32 frames) and checks the I3D fixed point: a static clip through
 the inflated net gives the 2D net's logits on that frame.
 """
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -73,27 +72,39 @@ def test_i3d_layout_block_widths_and_feature_map_sizes():
   assert "scale" not in p["conv2c"]["bn"]
 
 
-def _randomize(tree, key):
-  """Params + 0.1 N(0,1); BN means + 0.2 N(0,1), variances U(0.5, 2)."""
-  flat = flax.traverse_util.flatten_dict(tree)
-  keys = jax.random.split(key, len(flat))
-  out = {}
-  for k, (path, a) in zip(keys, flat.items()):
-    if path[-1] == "var":
-      out[path] = jax.random.uniform(k, a.shape, minval=0.5, maxval=2.0)
+def _variables(model, x, seed=0):
+  """Random variables without model.init (threefry init of ~60 kernels takes
+  ~1 CPU-s per kernel to compile here): He-normal kernels, 0.1 N(0,1) biases
+  and BN offsets, BN means 0.2 N(0,1) and variances U(0.5, 2)."""
+  rng = np.random.default_rng(seed)
+
+  def fill(path, leaf):
+    name, shape = path[-1].key, leaf.shape
+    if name == "kernel":
+      value = rng.normal(0, np.sqrt(2 / np.prod(shape[:-1])), shape)
+    elif name == "var":
+      value = rng.uniform(0.5, 2.0, shape)
     else:
-      out[path] = a + (0.2 if path[-1] == "mean" else 0.1) * (
-          jax.random.normal(k, a.shape))
-  return flax.traverse_util.unflatten_dict(out)
+      value = (0.2 if name == "mean" else 0.1) * rng.normal(size=shape)
+    return jnp.asarray(value, jnp.float32)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), x)
+  return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
+def _jit(fn, *args):
+  """Compiled at XLA backend optimisation level 0: same computation, about
+  half the CPU compile time of these deep conv nets."""
+  return jax.jit(fn).lower(*args).compile(
+      {"xla_backend_optimization_level": 0})(*args)
 
 
 @pytest.fixture(scope="module")
 def parent():
-  """Narrow 2D net with random params and random BN statistics."""
+  """Narrow 2D net, random params and BN statistics, its logits on 2 frames."""
   model = Inception2D(**SMALL)
   frames = jax.random.normal(jax.random.key(0), (2, 1, 32, 32, 3))
-  variables = model.init(jax.random.key(1), frames)
-  return model, frames, _randomize(variables, jax.random.key(2))
+  variables = _variables(model, frames)
+  return frames, variables, _jit(model.apply, variables, frames)
 
 
 def _inflated_logits(variables, padding, frames, steps_=7):
@@ -104,12 +115,14 @@ def _inflated_logits(variables, padding, frames, steps_=7):
   assert inflated["params"]["conv1a"]["conv"]["kernel"].shape[0] == 7
   assert inflated["params"]["mixed_4c"]["branch1b"]["conv"]["kernel"].shape[
       0] == 3
-  return jax.jit(model_3d.apply)(inflated, clip)
+  np.testing.assert_array_equal(
+      inflated["batch_stats"]["mixed_5c"]["branch2b"]["bn"]["var"],
+      variables["batch_stats"]["mixed_5c"]["branch2b"]["bn"]["var"])
+  return _jit(model_3d.apply, inflated, clip)
 
 
 def test_static_clip_through_inflated_i3d_equals_2d_net(parent):
-  model_2d, frames, variables = parent
-  expected = jax.jit(model_2d.apply)(variables, frames)
+  frames, variables, expected = parent
   assert np.abs(expected).max() > 0.1
   assert np.abs(expected[0] - expected[1]).max() > 1e-2
   # 7 frames: conv1a (t-stride 2) -> 4, pool 4a -> 2, pool 5a -> 1; odd
@@ -119,14 +132,13 @@ def test_static_clip_through_inflated_i3d_equals_2d_net(parent):
 
 
 def test_zero_temporal_padding_breaks_the_static_clip_equality(parent):
-  model_2d, frames, variables = parent
-  expected = jax.jit(model_2d.apply)(variables, frames)
+  frames, variables, expected = parent
   got = _inflated_logits(variables, "zeros", frames)
   assert np.abs(got - expected).max() > 1e-3
 
 
 def test_inflate_variables_checks_collections(parent):
-  _, frames, variables = parent
+  frames, variables, _ = parent
   target = jax.eval_shape(I3D(**SMALL).init, jax.random.key(0),
                           jnp.tile(frames, (1, 4, 1, 1, 1)))
   with pytest.raises(VidjaxError, match="batch_stats"):
@@ -141,35 +153,64 @@ def test_inception2d_is_per_frame():
   """Eval mode: frame order does not matter; logits = mean of frame logits."""
   model = Inception2D(**SMALL)
   clip = jax.random.normal(jax.random.key(0), (1, 3, 32, 32, 3))
-  variables = model.init(jax.random.key(1), clip)
-  apply = jax.jit(model.apply)
-  got = apply(variables, clip)
-  np.testing.assert_allclose(apply(variables, clip[:, ::-1]), got, atol=1e-5)
-  frames = jnp.swapaxes(clip, 0, 1)  # (3, 1, H, W, C): one frame each
-  np.testing.assert_allclose(apply(variables, frames).mean(0), got[0],
-                             atol=1e-5)
+  variables = _variables(model, clip)
+  # One call: the clip, its reverse, and its 3 frames as 1-frame clips.
+  frames = jnp.swapaxes(clip, 0, 1)  # (3, 1, H, W, C)
+  both = jnp.concatenate([clip, clip[:, ::-1]], axis=0)
+  got = _jit(lambda v, a, b: (model.apply(v, a), model.apply(v, b)),
+             variables, both, frames)
+  assert np.abs(got[0][0]).max() > 0.1
+  np.testing.assert_allclose(got[0][1], got[0][0], atol=1e-5)
+  np.testing.assert_allclose(got[1].mean(0), got[0][0], atol=1e-5)
 
 
-@pytest.mark.parametrize("module", [i3d_config, inception2d_config])
-def test_small_default_config_train_step(module):
-  config = module.get_config()
+def test_small_default_config_train_step():
+  """configs/i3d.py default: one real train step (vidjax.steps) at batch 4
+  gives a finite loss near log(8) and moves every parameter."""
+  config = i3d_config.get_config()
   assert config.dataset.name == "synthetic_motion"
   model, shape = costs.configured_model(config)
   assert shape == (8, 32, 32, 3)
+  assert costs.count_params(model, shape) == 783_268
   schedule = optim.make_schedule(config.optimizer, 10, 0)
   tx = optim.make_optimizer(config.optimizer, schedule)
-  state = steps.create_state(model, tx, config, jax.random.key(0))
-  batch = {"video": jax.random.randint(jax.random.key(1), (4,) + shape, 0,
-                                       256).astype(jnp.uint8),
-           "label": jnp.array([0, 1, 2, 7])}
-  new_state, metrics = jax.jit(steps.make_train_step(config, schedule))(
-      state, batch)
+  variables = _variables(model, jnp.zeros((1,) + shape))
+  zero = jnp.zeros((), jnp.int32)
+  state = steps.TrainState(
+      step=zero, params=variables["params"],
+      batch_stats=variables["batch_stats"],
+      opt_state=tx.init(variables["params"]), rng=jax.random.key(1),
+      skipped_steps=zero, nonfinite_streak=zero, apply_fn=model.apply, tx=tx)
+  video = np.random.default_rng(0).integers(0, 256, (4,) + shape, np.uint8)
+  batch = {"video": jnp.asarray(video), "label": jnp.array([0, 1, 2, 7])}
+  new_state, metrics = _jit(steps.make_train_step(config, schedule), state,
+                            batch)
   loss = float(metrics["train/loss"])
   assert np.isfinite(loss) and 0.5 < loss < 10
   assert int(new_state.skipped_steps) == 0
   moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()),
                        state.params, new_state.params)
   assert min(jax.tree.leaves(moved)) > 0  # every parameter got a gradient
+  stats_moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()),
+                             state.batch_stats, new_state.batch_stats)
+  assert min(jax.tree.leaves(stats_moved)) > 0
+
+
+def test_inception2d_small_default_config():
+  config = inception2d_config.get_config()
+  model, shape = costs.configured_model(config)
+  assert shape == (8, 32, 32, 3)
+  assert costs.count_params(model, shape) == 354_724
+  x = jax.ShapeDtypeStruct((2,) + shape, jnp.float32)
+  variables = jax.eval_shape(model.init, jax.random.key(0), x)
+  assert jax.eval_shape(model.apply, variables, x).shape == (2, 8)
+  # The 2D parent has 4D kernels; I3D's small default has the same names.
+  i3d, _ = costs.configured_model(i3d_config.get_config())
+  target = jax.eval_shape(i3d.init, jax.random.key(0), x)
+  assert variables["params"]["conv2c"]["conv"]["kernel"].shape == (
+      3, 3, 16, 48)
+  assert jax.tree.structure(target["params"]) == jax.tree.structure(
+      variables["params"])
 
 
 def test_bad_config_raises_naming_the_key():

@@ -1,7 +1,6 @@
 """Multi-head pooling attention of MViTv2 (Li et al. 2022) against references
 written independently here (numpy loops, lax convolutions)."""
 import flax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -234,4 +233,3 @@ def test_bad_grid_raises():
   with pytest.raises(ValueError, match="divisible"):
     PoolingAttention(9, 2).init(jax.random.key(0), jnp.zeros((1, 9, 8)),
                                 (2, 2, 2))
-  del nn

@@ -39,14 +39,17 @@ MODELS = (
 DEFAULT_STEPS = 200
 DEFAULT_OUT = os.path.join("benchmarks", "accuracy_table.json")
 
-_MODELS = flags.DEFINE_list("models", [], "Config names (default: MODELS).")
-_STEPS = flags.DEFINE_integer("steps", DEFAULT_STEPS, "Train steps, all models.")
-_DATASETS = flags.DEFINE_list("datasets", ["motion", "appearance"],
-                              "synthetic_motion configs.")
-_OUT = flags.DEFINE_string("out", DEFAULT_OUT, "JSON file (resumable).")
-_MARKDOWN = flags.DEFINE_bool("markdown", False, "Print/write the table.")
-_TINY = flags.DEFINE_bool("tiny", False, "Seconds-long runs (tests).")
-_DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data dir ('': default).")
+# Flags exist only when run as a tool: tests import the functions of
+# several tools into one process, and absl flags must be unique.
+if __name__ == "__main__":
+  _MODELS = flags.DEFINE_list("models", [], "Config names (default: MODELS).")
+  _STEPS = flags.DEFINE_integer("steps", DEFAULT_STEPS, "Train steps, all models.")
+  _DATASETS = flags.DEFINE_list("datasets", ["motion", "appearance"],
+                                "synthetic_motion configs.")
+  _OUT = flags.DEFINE_string("out", DEFAULT_OUT, "JSON file (resumable).")
+  _MARKDOWN = flags.DEFINE_bool("markdown", False, "Print/write the table.")
+  _TINY = flags.DEFINE_bool("tiny", False, "Seconds-long runs (tests).")
+  _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data dir ('': default).")
 
 
 def available(models=MODELS):

@@ -18,9 +18,12 @@ from absl import app, flags, logging
 
 from vidjax import cli
 
-_CONFIG = cli.define_config_flag()
-_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps.")
-_WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compiling.")
+# Flags exist only when run as a tool: tests import the functions of
+# several tools into one process, and absl flags must be unique.
+if __name__ == "__main__":
+  _CONFIG = cli.define_config_flag()
+  _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps.")
+  _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compiling.")
 
 # Dense bf16 peak FLOP/s by device kind (vendor figures).
 PEAK_FLOPS = {"NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H200": 989e12,

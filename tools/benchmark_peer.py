@@ -36,22 +36,25 @@ from absl import app, flags, logging
 
 SIZES = {"small": (384, 12, 6, 1536), "base": (768, 12, 12, 3072)}
 
-_SIZE = flags.DEFINE_enum("size", "small", sorted(SIZES), "Encoder size.")
-_HIDDEN = flags.DEFINE_integer("hidden", 0, "Override: width (0: --size's).")
-_LAYERS = flags.DEFINE_integer("layers", 0, "Override: blocks.")
-_HEADS = flags.DEFINE_integer("heads", 0, "Override: heads.")
-_FRAMES = flags.DEFINE_integer("frames", 16, "Clip frames.")
-_CROP = flags.DEFINE_integer("crop", 112, "Clip height = width.")
-_PATCH = flags.DEFINE_integer("patch", 16, "Spatial patch size.")
-_TUBELET = flags.DEFINE_integer("tubelet", 2, "Temporal tubelet size.")
-_BATCH = flags.DEFINE_integer("batch", 2, "Clips per step.")
-_CLASSES = flags.DEFINE_integer("classes", 400, "Head size.")
-_STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per side.")
-_WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps per side.")
-_DEVICE = flags.DEFINE_enum("device", "cpu", ["cpu", "gpu"], "Where to run.")
-_DTYPE = flags.DEFINE_enum("dtype", "fp32", ["fp32", "bf16"], "Compute dtype.")
-_MATMUL = flags.DEFINE_integer("matmul_size", 0,
-                               "N of the NxN matmul (0: 2048 CPU, 8192 GPU).")
+# Flags exist only when run as a tool: tests import the functions of
+# several tools into one process, and absl flags must be unique.
+if __name__ == "__main__":
+  _SIZE = flags.DEFINE_enum("size", "small", sorted(SIZES), "Encoder size.")
+  _HIDDEN = flags.DEFINE_integer("hidden", 0, "Override: width (0: --size's).")
+  _LAYERS = flags.DEFINE_integer("layers", 0, "Override: blocks.")
+  _HEADS = flags.DEFINE_integer("heads", 0, "Override: heads.")
+  _FRAMES = flags.DEFINE_integer("frames", 16, "Clip frames.")
+  _CROP = flags.DEFINE_integer("crop", 112, "Clip height = width.")
+  _PATCH = flags.DEFINE_integer("patch", 16, "Spatial patch size.")
+  _TUBELET = flags.DEFINE_integer("tubelet", 2, "Temporal tubelet size.")
+  _BATCH = flags.DEFINE_integer("batch", 2, "Clips per step.")
+  _CLASSES = flags.DEFINE_integer("classes", 400, "Head size.")
+  _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per side.")
+  _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps per side.")
+  _DEVICE = flags.DEFINE_enum("device", "cpu", ["cpu", "gpu"], "Where to run.")
+  _DTYPE = flags.DEFINE_enum("dtype", "fp32", ["fp32", "bf16"], "Compute dtype.")
+  _MATMUL = flags.DEFINE_integer("matmul_size", 0,
+                                 "N of the NxN matmul (0: 2048 CPU, 8192 GPU).")
 
 LR, WEIGHT_DECAY = 1e-4, 0.05
 

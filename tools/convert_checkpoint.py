@@ -27,13 +27,16 @@ from absl import app, flags, logging
 from vidjax import cli
 from vidjax.convert import common
 
-_SOURCE = flags.DEFINE_string("source", None,
-                              "HF model dir or state dict file.")
-_FORMAT = flags.DEFINE_string("format", None,
-                              "One of " + ", ".join(common.FORMATS) + ".")
-_OUT = flags.DEFINE_string("out", None, "Output folder.")
-_HF_CONFIG = flags.DEFINE_string(
-    "config", "", "transformers-style config.json (optional for a directory).")
+# Flags exist only when run as a tool: tests import the functions of
+# several tools into one process, and absl flags must be unique.
+if __name__ == "__main__":
+  _SOURCE = flags.DEFINE_string("source", None,
+                                "HF model dir or state dict file.")
+  _FORMAT = flags.DEFINE_string("format", None,
+                                "One of " + ", ".join(common.FORMATS) + ".")
+  _OUT = flags.DEFINE_string("out", None, "Output folder.")
+  _HF_CONFIG = flags.DEFINE_string(
+      "config", "", "transformers-style config.json (optional for a directory).")
 
 
 def run(source: str, fmt: str, out: str, config_path: str = "") -> dict:

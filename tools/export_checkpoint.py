@@ -22,8 +22,11 @@ from absl import app, flags, logging
 
 from vidjax import cli
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run (or checkpoint) folder.")
-_OUT = flags.DEFINE_string("out", None, "Output folder.")
+# Flags exist only when run as a tool: tests import the functions of
+# several tools into one process, and absl flags must be unique.
+if __name__ == "__main__":
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Run (or checkpoint) folder.")
+  _OUT = flags.DEFINE_string("out", None, "Output folder.")
 
 HEADS = ("head", "fc_norm", "encoder_to_decoder", "mask_token", "decoder",
          "decoder_head")

@@ -19,9 +19,12 @@ from absl import app, flags, logging
 
 from vidjax import cli, costs
 
-_FORMAT = flags.DEFINE_enum("format", "text", ["text", "json"], "Output.")
-_ONLY = flags.DEFINE_list("only", [], "Config stems (or stem:arg) to list.")
-_NO_FLOPS = flags.DEFINE_bool("no_flops", False, "Skip compiling for FLOPs.")
+# Flags exist only when run as a tool: tests import the functions of
+# several tools into one process, and absl flags must be unique.
+if __name__ == "__main__":
+  _FORMAT = flags.DEFINE_enum("format", "text", ["text", "json"], "Output.")
+  _ONLY = flags.DEFINE_list("only", [], "Config stems (or stem:arg) to list.")
+  _NO_FLOPS = flags.DEFINE_bool("no_flops", False, "Skip compiling for FLOPs.")
 
 
 def config_rows():

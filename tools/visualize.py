@@ -36,17 +36,20 @@ from vidjax.errors import VidjaxError
 KINDS = ("saliency", "gradcam", "rollout", "filters", "classmodel",
          "reconstruction")
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "The run's workdir.")
-_VIDEO = flags.DEFINE_string("video", "0", "Test-split index or video file.")
-_KIND = flags.DEFINE_list("kind", [], f"Subset of {','.join(KINDS)}.")
-_CLASS = flags.DEFINE_integer("class", None, "Class to explain (default: "
-                              "the prediction).")
-_LAYER = flags.DEFINE_string("layer", None, "Grad-CAM: fnmatch pattern of "
-                             "the feature map's module path.")
-_STEPS = flags.DEFINE_integer("steps", 200, "Class-model ascent steps.")
-_SLOW = flags.DEFINE_float("slow_weight", 100.0, "Temporal-smoothness weight "
-                           "of the 'slow' class model.")
-_SCALE = flags.DEFINE_integer("scale", 4, "GIF upscaling factor.")
+# Flags exist only when run as a tool: tests import the functions of
+# several tools into one process, and absl flags must be unique.
+if __name__ == "__main__":
+  _WORKDIR = flags.DEFINE_string("workdir", None, "The run's workdir.")
+  _VIDEO = flags.DEFINE_string("video", "0", "Test-split index or video file.")
+  _KIND = flags.DEFINE_list("kind", [], f"Subset of {','.join(KINDS)}.")
+  _CLASS = flags.DEFINE_integer("class", None, "Class to explain (default: "
+                                "the prediction).")
+  _LAYER = flags.DEFINE_string("layer", None, "Grad-CAM: fnmatch pattern of "
+                               "the feature map's module path.")
+  _STEPS = flags.DEFINE_integer("steps", 200, "Class-model ascent steps.")
+  _SLOW = flags.DEFINE_float("slow_weight", 100.0, "Temporal-smoothness weight "
+                             "of the 'slow' class model.")
+  _SCALE = flags.DEFINE_integer("scale", 4, "GIF upscaling factor.")
 
 
 def supported_kinds(name: str) -> tuple:

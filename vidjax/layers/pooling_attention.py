@@ -135,10 +135,10 @@ def depthwise_conv3d(x, kernel, stride, impl: str = "shifts"):
   (kt, kh, kw, 1, C) (flax's grouped-conv layout).
 
   impl "conv": `lax.conv_general_dilated` with C feature groups; "shifts":
-  the sum over kernel taps of the shifted, strided input times that tap's
-  per-channel weights (the same numbers; element-wise ops that XLA fuses,
-  ~10x faster to differentiate on XLA:CPU, whose grouped convolutions are
-  slow). `costs.kernel_gmacs` counts only the "conv" form's multiply-adds.
+  a loop over the kernel taps adding the shifted, strided input times that
+  tap's per-channel weights (the same numbers with element-wise ops; ~10x
+  faster to differentiate on XLA:CPU, whose grouped convolutions are slow).
+  `costs.kernel_gmacs` counts only the "conv" form's multiply-adds.
   """
   size = kernel.shape[:3]
   if impl == "conv":
@@ -148,10 +148,27 @@ def depthwise_conv3d(x, kernel, stride, impl: str = "shifts"):
         dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
         feature_group_count=x.shape[-1])
   if impl == "shifts":
-    kernel = kernel.astype(x.dtype)
-    return sum(window * kernel[tap][0]
-               for tap, window in _taps(x, size, stride, 0.0))
+    return _shifted_sum(x, kernel.reshape(-1, kernel.shape[-1]).astype(
+        x.dtype), size, tuple(stride))
   raise ValueError(f"pool_impl={impl!r}; expected one of {POOL_IMPLS}")
+
+
+def _shifted_sum(x, taps, size, stride):
+  """sum over taps i of (padded x shifted by tap i, strided) * taps[i]; one
+  loop over the taps keeps the compiled program small."""
+  x = jnp.pad(x, [(0, 0)] + [(k // 2, k // 2) for k in size] + [(0, 0)])
+  out = [(n - k) // s + 1 for n, k, s in zip(x.shape[1:4], size, stride)]
+  span = [(o - 1) * s + 1 for o, s in zip(out, stride)]
+
+  def add_tap(i, acc):
+    start = (0, i // (size[1] * size[2]), (i // size[2]) % size[1],
+             i % size[2], 0)
+    window = jax.lax.dynamic_slice(x, start, (x.shape[0], *span, x.shape[4]))
+    window = window[:, ::stride[0], ::stride[1], ::stride[2]]
+    return acc + window * taps[i]
+
+  acc = jnp.zeros((x.shape[0], *out, x.shape[4]), x.dtype)
+  return jax.lax.fori_loop(0, taps.shape[0], add_tap, acc)
 
 
 def max_pool3d(x, kernel, stride):

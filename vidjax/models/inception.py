@@ -15,7 +15,7 @@ conv2b 1x1, 64 -> conv2c 3x3 [3], 192 -> max pool 3a 3x3 [1] stride 2 [1] ->
 mixed 3b, 3c -> max pool 4a 3x3 [3] stride 2 [2] -> mixed 4b-4f ->
 max pool 5a 2x2 [2] stride 2 [2] -> mixed 5b, 5c -> avg pool 7x7 [2] stride 1
 (valid) -> dropout -> 1x1 [1] conv with bias to the classes -> mean over the
-remaining positions (I3D: over time; the release also just averages).
+remaining positions (for I3D: time steps, as the release averages them).
 Each mixed block concatenates four branches: 1x1; 1x1 -> 3x3; 1x1 -> kxk;
 3x3 [3] stride-1 max pool -> 1x1, with GoogLeNet Tab. 1's widths (`BLOCKS`);
 block outputs are 256, 480, 512, 512, 512, 528, 832, 832, 1024 channels.
@@ -26,11 +26,13 @@ The third branch is 3x3 (k=3, `branch2_kernel`) in I3D's Fig. 3 and release
 Max pools pad with -inf to TF "SAME" sizes; convs pad (k-1)//2 per side.
 
 Sizes (costs.count_params / kernel_gmacs): I3D RGB, 400 classes:
-12,287,600 params (paper: "12M"); 64x224x224: 110.6 G multiply-adds (the
-SlowFast paper's Tab. 2 lists I3D at 108 GFLOPs). Inception2D, 1000 classes,
-224x224: 6,617,096 params, 1.43 G multiply-adds; with branch2_kernel=5
-(GoogLeNet) 6,998,552 and 1.58 G (Tab. 1 sums to 6.8M and 1.5 G; slim's
-MaxPool_5a is 2x2, GoogLeNet's 3x3, same sizes).
+12,689,984 params (12,697,264 with bn_scale, the count of the PyTorch port
+piergiaj/pytorch-i3d); RGB + flow (2-channel) nets 25.36M, the paper's
+"Two-Stream I3D 25M" (Tab. 1); 111.2 G multiply-adds per 64x224x224 clip
+(the SlowFast paper's Tab. 2 lists I3D at 108 GFLOPs). Inception2D, 1000
+classes, 224x224: 6,617,624 params, 1.50 G multiply-adds; with
+branch2_kernel=5 (GoogLeNet) 6,998,552 and 1.58 G (Tab. 1 sums to 6.8M and
+1.5 G; slim's MaxPool_5a is 2x2, GoogLeNet's 3x3/2: same map sizes).
 
 Inflation (`vidjax.models.inflate.inflate_variables`): both models create the
 same module names, so the 2D net's variables map one to one onto I3D's (2D
@@ -43,7 +45,7 @@ Small inputs: `width_multiplier` scales every width, `stem_pools` drops the
 stem's max pools and the final average pool window shrinks to the feature map.
 """
 import functools
-from typing import Sequence, Tuple
+from typing import Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -136,7 +138,7 @@ class _InceptionV1(nn.Module):
     conv1_stride: spatial stride of conv1a (paper: 2).
     conv1_temporal_stride: I3D's temporal stride of conv1a (paper: 2).
     stem_pools: how many of the stem's max pools to keep: 2 (2a and 3a, the
-      paper), 1 (2a only), 0 (none): small inputs keep a spatial map.
+      paper), 1 (3a only), 0 (none): small inputs keep a spatial map.
     final_pool: the average pool window (t, h, w) before the logits (paper
       2x7x7; Inception2D uses (h, w)); clipped to the feature map.
     temporal_padding: I3D's temporal conv padding: "zeros" (paper) or "edge"
@@ -241,7 +243,3 @@ class I3D(_InceptionV1):
     self.check_input(x.shape[1:])
     y = self.body(x, train=train)
     return y.reshape(y.shape[0], -1, self.num_classes).mean(axis=1)
-
-
-def block_names() -> Sequence[str]:
-  return tuple(name for name, _ in BLOCKS)

@@ -14,8 +14,9 @@ in the release's MVITv2_S_16x4 config):
   (1x2x2), so each stage halves H and W. Every block pools Q, K, V with the
   depthwise `pool_kernel` (3x3x3; stride 1 where not stated). K/V strides are
   adaptive: `kv_stride` (1x8x8) in the first block, divided by the Q stride
-  at each transition (1x8x8, 1x4x4, 1x2x2, 1x1x1 for MViTv2-S), so K/V keep
-  a T/2 x H/32 x W/32 grid everywhere;
+  at each transition (1x8x8, 1x4x4, 1x2x2, 1x1x1 for MViTv2-S), applied to
+  the block's input grid, so K/V are T/2 x H/32 x W/32 except at the
+  transition blocks (T/2 x H/16 x W/16: their input is not yet Q-pooled);
 * stochastic depth growing linearly from 0 (first block) to
   `stochastic_depth` (last; 0.2 for MViTv2-S);
 * head: LayerNorm, the class token's output (mean of the tokens without a
@@ -95,9 +96,9 @@ class MViTv2(nn.Module):
                           "positive (t, h, w) sizes")
     if any(k % 2 == 0 for k in self.pool_kernel) or max(self.q_stride) > 2:
       raise VidjaxError(
-          f"config.model.pool_kernel={tuple(self.pool_kernel)} / q_stride="
-          f"{tuple(self.q_stride)}: the pooled skip path needs odd pool "
-          "kernels and Q strides of 1 or 2")
+          f"config.model.pool_kernel={tuple(self.pool_kernel)} / "
+          f"config.model.q_stride={tuple(self.q_stride)}: the pooled skip "
+          "path needs odd pool kernels and Q strides of 1 or 2")
     if len(input_shape) != 4:
       raise VidjaxError(f"expected (T, H, W, C) clips, got {input_shape}")
 

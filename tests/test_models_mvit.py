@@ -1,0 +1,165 @@
+"""MViTv2 (Li et al. 2022): the paper's MViTv2-S 16x4 sizes (counted, never
+run), the stage schedule, and the small default config end to end."""
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import mvitv2 as mvit_config
+from vidjax import costs, optim, steps
+from vidjax.errors import VidjaxError
+from vidjax.models.mvit import MViTv2, block_schedule
+from vidjax.registry import build_model
+
+
+@pytest.fixture(scope="module")
+def paper():
+  config = mvit_config.get_config("s_16x4_k400")
+  model, shape = costs.configured_model(config)
+  return model, shape
+
+
+def test_paper_config_is_mvitv2_s_16x4(paper):
+  model, shape = paper
+  assert shape == (16, 224, 224, 3) and model.num_classes == 400
+  assert (model.embed_dim, model.num_heads, model.depth) == (96, 1, 16)
+  assert tuple(model.stage_starts) == (1, 3, 14)
+  assert model.stochastic_depth == 0.2 and model.dropout_rate == 0.5
+
+
+def test_paper_params_and_gmacs_match_the_paper(paper):
+  """MViTv2-S 16x4 on K400: 34.5M parameters, 64 GFLOPs (multiply-adds) per
+  16x224x224 view (paper's Kinetics table: 64 x 1 x 5 views)."""
+  model, shape = paper
+  millions = costs.count_params(model, shape) / 1e6
+  assert abs(millions - 34.5) / 34.5 < 0.01, millions
+  gmacs = costs.kernel_gmacs(model, shape)
+  assert abs(gmacs - 64.0) / 64.0 < 0.05, gmacs
+
+
+def test_paper_schedule_doubles_width_and_halves_kv_stride():
+  blocks = block_schedule(16, 96, 1, (1, 3, 14), (1, 2, 2), (1, 8, 8))
+  dims = [b[0] for b in blocks]
+  heads = [b[1] for b in blocks]
+  assert dims == [96] + [192] * 2 + [384] * 11 + [768] * 2
+  assert heads == [1] + [2] * 2 + [4] * 11 + [8] * 2
+  q_pooled = [i for i, b in enumerate(blocks) if b[2] != (1, 1, 1)]
+  assert q_pooled == [1, 3, 14]
+  assert [b[3] for b in blocks] == ([(1, 8, 8)] + [(1, 4, 4)] * 2
+                                    + [(1, 2, 2)] * 11 + [(1, 1, 1)] * 2)
+
+
+def test_paper_token_grids_per_block(paper):
+  """16x224x224 -> stem 8x56x56; Q pooled 2x in H, W at blocks 1, 3, 14.
+  K/V: the block's input grid / its kv stride: 8x7x7, except 8x14x14 at the
+  transition blocks (their input is not yet Q-pooled). head_dim 96."""
+  model, shape = paper
+  x = jax.ShapeDtypeStruct((1,) + shape, jnp.float32)
+  variables = jax.eval_shape(model.init, jax.random.key(0), x)
+  logits, state = jax.eval_shape(
+      lambda v, x: model.apply(v, x, mutable=["intermediates"]), variables, x)
+  assert logits.shape == (1, 400)
+  inter = state["intermediates"]
+  grids = [56] + [28] * 2 + [14] * 11 + [7] * 2
+  kv_grids = [7, 14, 7, 14] + [7] * 10 + [14, 7]
+  heads = [1] + [2] * 2 + [4] * 11 + [8] * 2
+  for i, (grid, kv, h) in enumerate(zip(grids, kv_grids, heads)):
+    attention = inter[f"block_{i}"]["attention"]
+    assert attention["q"][0].shape == (1, 1 + 8 * grid * grid, h, 96), i
+    assert attention["k"][0].shape == (1, 1 + 8 * kv * kv, h, 96), i
+    assert attention["v"][0].shape == attention["k"][0].shape
+  params = variables["params"]
+  assert params["patch_embed"]["kernel"].shape == (3, 7, 7, 3, 96)
+  rel = params["block_0"]["attention"]
+  assert rel["rel_pos_h"].shape == (111, 96)      # 2 * max(56, 7) - 1
+  assert rel["rel_pos_t"].shape == (15, 96)       # 2 * 8 - 1
+  assert params["block_1"]["proj"]["kernel"].shape == (96, 192)
+  assert params["block_1"]["attention"]["qkv"]["kernel"].shape == (96, 576)
+  assert params["head"]["kernel"].shape == (768, 400)
+
+
+def _small(**overrides):
+  config = mvit_config.get_config()
+  config.model.pool_impl = "conv"   # fewest ops in eager mode
+  for key, value in overrides.items():
+    config.model[key] = value
+  return build_model(config.model, 8)
+
+
+def test_small_default_shapes_and_token_grids():
+  model = _small()
+  x = jax.random.normal(jax.random.key(0), (2, 8, 32, 32, 3))
+  variables = model.init(jax.random.key(1), x)
+  logits, state = model.apply(variables, x, mutable=["intermediates"])
+  assert logits.shape == (2, 8) and logits.dtype == jnp.float32
+  assert np.all(np.isfinite(logits)) and np.abs(logits).max() > 1e-4
+  inter = state["intermediates"]
+  # stem: 8x32x32 -> 4x8x8; Q pooled at blocks 1 and 3; K/V 4x2x2 (4x4x4
+  # at the transition blocks 1 and 3).
+  for i, (q, kv, heads) in enumerate([(256, 16, 1), (64, 64, 2),
+                                      (64, 16, 2), (16, 64, 4)]):
+    attention = inter[f"block_{i}"]["attention"]
+    assert attention["q"][0].shape == (2, 1 + q, heads, 32), i
+    assert attention["k"][0].shape == (2, 1 + kv, heads, 32), i
+
+
+def test_dropout_and_stochastic_depth_only_in_training():
+  x = jax.random.normal(jax.random.key(0), (2, 8, 32, 32, 3))
+  plain = _small(stochastic_depth=0.0, dropout_rate=0.0)
+  noisy = _small(stochastic_depth=0.5, dropout_rate=0.5)
+  variables = plain.init(jax.random.key(1), x)
+  reference = plain.apply(variables, x)
+  np.testing.assert_array_equal(noisy.apply(variables, x), reference)
+  train = lambda seed: noisy.apply(variables, x, train=True,
+                                   rngs={"dropout": jax.random.key(seed)})
+  np.testing.assert_array_equal(train(0), train(0))
+  assert np.abs(train(0) - train(1)).max() > 1e-4
+
+
+def test_shifts_and_conv_pooling_give_the_same_model():
+  x = jax.random.normal(jax.random.key(0), (2, 8, 32, 32, 3))
+  conv, shifts = _small(), _small(pool_impl="shifts")
+  variables = conv.init(jax.random.key(1), x)
+  a = jax.jit(conv.apply)(variables, x)
+  b = jax.jit(shifts.apply)(variables, x)
+  assert np.abs(a).max() > 1e-3
+  np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_small_default_train_step_has_finite_loss():
+  """One real train step (steps.make_train_step) of configs/mvitv2.py at
+  batch 4: finite loss near log(8) (head init std 0.02), every parameter
+  gets a finite gradient and moves, and stochastic depth only acts in
+  training."""
+  config = mvit_config.get_config()
+  config.model.pool_impl = "conv"
+  model, shape = costs.configured_model(config)
+  assert shape == (8, 32, 32, 3)
+  schedule = optim.make_schedule(config.optimizer, 10, 1)
+  tx = optim.make_optimizer(config.optimizer, schedule)
+  state = steps.create_state(model, tx, config, jax.random.key(0))
+  batch = {"video": jax.random.randint(jax.random.key(1), (4,) + shape, 0,
+                                       256).astype(jnp.uint8),
+           "label": jnp.arange(4) % 8}
+  new_state, metrics = steps.make_train_step(config, schedule)(state, batch)
+  loss = float(metrics["train/loss"])
+  assert np.isfinite(loss) and loss == pytest.approx(np.log(8), abs=0.3)
+  assert int(new_state.step) == 1 and int(new_state.skipped_steps) == 0
+  moved = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != b)),
+                       new_state.params, state.params)
+  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(moved), sep="/")
+  assert all(flat.values()), [k for k, v in flat.items() if not v]
+
+
+def test_bad_options_are_one_line_errors():
+  with pytest.raises(VidjaxError, match="config.model.num_heads"):
+    MViTv2(num_classes=8, embed_dim=30, num_heads=4).check_input(
+        (8, 32, 32, 3))
+  with pytest.raises(VidjaxError, match="config.model.stage_starts"):
+    MViTv2(num_classes=8, depth=4, stage_starts=(1, 5)).check_input(
+        (8, 32, 32, 3))
+  with pytest.raises(VidjaxError, match="config.model.q_stride"):
+    MViTv2(num_classes=8, q_stride=(1, 3, 3)).check_input((8, 32, 32, 3))
+  with pytest.raises(VidjaxError, match="mvitv2"):
+    build_model(dict(name="mvitv2", hidden_size=4), 8)
