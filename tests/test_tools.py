@@ -81,3 +81,18 @@ def test_kernel_gmacs_counts_a_scanned_encoder_like_the_unrolled_one():
   scanned = costs.kernel_gmacs(build_model(dict(base, scan_layers=True), 5),
                                shape)
   assert unrolled > 0 and abs(scanned - unrolled) <= 1e-9 * unrolled
+
+
+def test_published_figures_name_real_configs_and_match_within_tolerance():
+  """Every published row names a config variant that exists; the params of
+  the ones counted exactly in the papers are within 1.5% of vidjax's."""
+  from tools import model_table
+  papers = model_table.published()
+  names = {name: config for name, config in model_table.config_rows()}
+  assert len(papers) >= 18 and set(papers) <= set(names)
+  for name in ("timesformer:k400", "vivit_factorized:k400", "tsm:k400",
+               "slowfast:8x8"):
+    r = model_table.with_paper(model_table.row(name, names[name], False),
+                               papers[name])
+    assert abs(r["params_rel_diff"]) < 0.015, (name, r["params_rel_diff"])
+    assert papers[name]["paper"] and papers[name]["where"]

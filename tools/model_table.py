@@ -1,7 +1,12 @@
 """Every config in configs/ with its input shape, parameters and GFLOPs/view.
 
   python -m tools.model_table [--format=json] [--only=vivit_factorized]
-      [--no_flops]
+      [--no_flops] [--papers]
+
+`--papers`: only the configs with published figures
+(benchmarks/published_figures.json, each with its paper and table), beside
+the papers' parameters, GFLOPs per view and top-1 (views), with vidjax's
+relative difference.
 
 A config module lists its named variants in `VARIANTS` (the default variant
 is ""); each row is `stem[:arg]`. GFLOPs are multiply-adds per view at batch 1
@@ -25,6 +30,30 @@ if __name__ == "__main__":
   _FORMAT = flags.DEFINE_enum("format", "text", ["text", "json"], "Output.")
   _ONLY = flags.DEFINE_list("only", [], "Config stems (or stem:arg) to list.")
   _NO_FLOPS = flags.DEFINE_bool("no_flops", False, "Skip compiling for FLOPs.")
+  _PAPERS = flags.DEFINE_bool("papers", False, "Only the configs with "
+                              "published figures, beside the papers' values.")
+
+PUBLISHED = os.path.join(cli.ROOT, "benchmarks", "published_figures.json")
+
+
+def published() -> dict:
+  """config name -> the paper's figures (benchmarks/published_figures.json)."""
+  with open(PUBLISHED) as f:
+    return {k: v for k, v in json.load(f).items() if not k.startswith("_")}
+
+
+def with_paper(r: dict, paper: dict) -> dict:
+  """Adds the paper's params/GFLOPs/top-1 and vidjax's relative difference."""
+  r = dict(r, paper=paper["paper"], where=paper["where"])
+  r["paper_params_m"] = paper.get("params_m")
+  r["params_rel_diff"] = (r["params"] / 1e6 / paper["params_m"] - 1
+                          if paper.get("params_m") else None)
+  r["paper_gflops"] = paper.get("gflops")
+  r["paper_gflops_input"] = paper.get("gflops_input", paper.get("input"))
+  r["gflops_rel_diff"] = (r["gflops"] / paper["gflops"] - 1 if paper.get(
+      "gflops") and r.get("gflops") and "gflops_input" not in paper else None)
+  r["paper_top1"], r["paper_views"] = paper.get("top1"), paper.get("views")
+  return r
 
 
 def config_rows():
@@ -51,14 +80,21 @@ def row(name: str, config, flops: bool) -> dict:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  rows = []
+  rows, papers = [], published() if _PAPERS.value else {}
   for name, config in config_rows():
     if _ONLY.value and name not in _ONLY.value and name.split(":")[0] not in \
         _ONLY.value:
       continue
+    if _PAPERS.value and name not in papers:
+      continue
     rows.append(row(name, config, not _NO_FLOPS.value))
+    if _PAPERS.value:
+      rows[-1] = with_paper(rows[-1], papers[name])
   if _FORMAT.value == "json":
     print(json.dumps(rows))
+    return
+  if _PAPERS.value:
+    print_papers(rows)
     return
   print(f"{'config':38} {'model':32} {'input (T,H,W,C)':18} {'params':>14} "
         f"{'GFLOPs/view':>12} {'XLA GFLOPs':>11}")
@@ -67,6 +103,25 @@ def main(argv):
                   for k in ("gflops", "xla_gflops"))
     print(f"{r['config']:38} {r['model']:32} {str(tuple(r['input_shape'])):18} "
           f"{r['params']:>14,} {flops:>12} {xla:>11}")
+
+
+def print_papers(rows):
+  pct = lambda x: "-" if x is None else f"{100 * x:+.1f}%"  # noqa: E731
+  num = lambda x, f: "-" if x is None else format(x, f)  # noqa: E731
+  print(f"{'config':38} {'params':>13} {'paper M':>8} {'diff':>7} "
+        f"{'GFLOPs':>8} {'paper':>7} {'diff':>7} {'paper top-1 (views)':>20}")
+  for r in rows:
+    top1 = ("-" if r["paper_top1"] is None else
+            f"{r['paper_top1']} ({r['paper_views']})")
+    paper_g = num(r["paper_gflops"], ".1f")
+    if r["paper_gflops"] and r["gflops_rel_diff"] is None:
+      paper_g += "*"  # published at another input size (see the JSON)
+    print(f"{r['config']:38} {r['params']:>13,} "
+          f"{num(r['paper_params_m'], '.1f'):>8} {pct(r['params_rel_diff']):>7}"
+          f" {num(r['gflops'], '.2f'):>8} {paper_g:>7} "
+          f"{pct(r['gflops_rel_diff']):>7} {top1:>20}")
+  print("* published at another input size; see benchmarks/"
+        "published_figures.json")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ dim_out, and the skip path is Dense(dim_out) of the normalised input; when Q
 is pooled the skip path is max-pooled with kernel s + 1 (s where s = 1),
 stride s, padding kernel // 2.
 """
+import functools
 import math
 from typing import Any, Sequence, Tuple
 
@@ -153,22 +154,67 @@ def depthwise_conv3d(x, kernel, stride, impl: str = "shifts"):
   raise ValueError(f"pool_impl={impl!r}; expected one of {POOL_IMPLS}")
 
 
-def _shifted_sum(x, taps, size, stride):
-  """sum over taps i of (padded x shifted by tap i, strided) * taps[i]; one
-  loop over the taps keeps the compiled program small."""
+def _tap_start(i, size):
+  return (0, i // (size[1] * size[2]), (i // size[2]) % size[1],
+          i % size[2], 0)
+
+
+def _pad_and_span(x, size, stride):
   x = jnp.pad(x, [(0, 0)] + [(k // 2, k // 2) for k in size] + [(0, 0)])
   out = [(n - k) // s + 1 for n, k, s in zip(x.shape[1:4], size, stride)]
-  span = [(o - 1) * s + 1 for o, s in zip(out, stride)]
+  span = (x.shape[0],) + tuple((o - 1) * s + 1 for o, s in zip(out, stride)
+                               ) + (x.shape[4],)
+  return x, out, span
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _shifted_sum(x, taps, size, stride):
+  """sum over taps i of (x padded, shifted by tap i, strided) * taps[i]: one
+  loop over the taps (a small program), with a hand-written backward pass
+  (two more loops; autodiff of the loop would stack every tap's window)."""
+  x, out, span = _pad_and_span(x, size, stride)
 
   def add_tap(i, acc):
-    start = (0, i // (size[1] * size[2]), (i // size[2]) % size[1],
-             i % size[2], 0)
-    window = jax.lax.dynamic_slice(x, start, (x.shape[0], *span, x.shape[4]))
-    window = window[:, ::stride[0], ::stride[1], ::stride[2]]
-    return acc + window * taps[i]
+    window = jax.lax.dynamic_slice(x, _tap_start(i, size), span)
+    return acc + window[:, ::stride[0], ::stride[1], ::stride[2]] * taps[i]
 
   acc = jnp.zeros((x.shape[0], *out, x.shape[4]), x.dtype)
   return jax.lax.fori_loop(0, taps.shape[0], add_tap, acc)
+
+
+def _shifted_sum_fwd(x, taps, size, stride):
+  return _shifted_sum(x, taps, size, stride), (x, taps)
+
+
+def _shifted_sum_bwd(size, stride, residuals, g):
+  x, taps = residuals
+  padded, _, span = _pad_and_span(x, size, stride)
+  # g spread onto the stride grid of one tap's input window.
+  g_up = jax.lax.pad(g, jnp.zeros((), g.dtype), [(0, 0, 0)] + [
+      (0, 0, s - 1) for s in stride] + [(0, 0, 0)])
+
+  def tap_grads(i, carry):
+    grad_x, grad_taps = carry
+    start = _tap_start(i, size)
+    window = jax.lax.dynamic_slice(padded, start, span)
+    window = window[:, ::stride[0], ::stride[1], ::stride[2]]
+    grad_taps = jax.lax.dynamic_update_slice(
+        grad_taps, jnp.sum(window * g, axis=(0, 1, 2, 3))[None], (i, 0))
+    grad_x = jax.lax.dynamic_update_slice(
+        grad_x, jax.lax.dynamic_slice(grad_x, start, span) + g_up * taps[i],
+        start)
+    return grad_x, grad_taps
+
+  grad_x, grad_taps = jax.lax.fori_loop(
+      0, taps.shape[0], tap_grads,
+      (jnp.zeros_like(padded), jnp.zeros_like(taps)))
+  lo = [k // 2 for k in size]
+  grad_x = grad_x[:, lo[0]:lo[0] + x.shape[1], lo[1]:lo[1] + x.shape[2],
+                  lo[2]:lo[2] + x.shape[3]]
+  return grad_x, grad_taps
+
+
+_shifted_sum.defvjp(_shifted_sum_fwd, _shifted_sum_bwd)
 
 
 def max_pool3d(x, kernel, stride):
