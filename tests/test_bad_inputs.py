@@ -148,6 +148,11 @@ def runtime_cases(data_dir, tmp):
           "config.optimizer.name='lamb': use 'adamw' or 'sgd'"),
       "non-positive batch size": lambda: (
           base(batch_size=0), run, "config.batch_size must be > 0, got 0"),
+      "flip on a direction-sensitive dataset": lambda: (
+          base(**{"dataset.flip": True}), run,
+          "config.dataset.flip=True on synthetic_motion/motion: its classes "
+          "depend on left/right direction, so a flipped clip changes its "
+          "label; set config.dataset.flip=False"),
       "two test crops": lambda: (
           base(num_test_crops=2), run,
           "config.num_test_crops must be 1 or 3, got 2"),
@@ -237,6 +242,7 @@ RUNTIME_NAMES = [
     "eval batch not divisible by the devices", "more devices than visible",
     "unknown model", "unknown model option", "unknown dataset",
     "unknown optimizer", "non-positive batch size", "two test crops",
+    "flip on a direction-sensitive dataset",
     "label smoothing of 1", "mean with 2 values", "unknown modality",
     "crop larger than the stored frames", "workdir is a file",
     "missing dataset path", "class folders without videos",

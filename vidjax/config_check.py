@@ -62,6 +62,16 @@ def check_config(config):
           f"config.dataset.{key} needs {optical_flow.MODALITY_CHANNELS[mode]} "
           f"values (one per channel of config.dataset.modality={mode!r}), got "
           f"{tuple(value)}")
+  direction_sensitive = (
+      config.dataset.name == "something_something_v2" or
+      (config.dataset.name == "synthetic_motion" and
+       config.dataset.get("config") == "motion"))
+  if config.dataset.get("flip", False) and direction_sensitive:
+    raise VidjaxError(
+        f"config.dataset.flip=True on {config.dataset.name}"
+        f"{'/motion' if config.dataset.name == 'synthetic_motion' else ''}: "
+        "its classes depend on left/right direction, so a flipped clip "
+        "changes its label; set config.dataset.flip=False")
   if min(config.dataset.std) <= 0:
     raise VidjaxError(f"config.dataset.std must be > 0, got "
                       f"{tuple(config.dataset.std)}")
