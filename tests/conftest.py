@@ -65,3 +65,24 @@ def tiny_config(data_dir: str, model: str = "vivit_factorized", **overrides):
       node = node[p]
     node[leaf] = value
   return config
+
+
+def one_train_step(config):
+  """Loss of one real train step (steps.make_train_step) at batch 4.
+
+  rbg keys: XLA:CPU compiles their random init several times faster."""
+  import jax
+  import jax.numpy as jnp
+  from vidjax import costs, optim, steps
+  model, shape = costs.configured_model(config)
+  schedule = optim.make_schedule(config.optimizer, 10, 1)
+  tx = optim.make_optimizer(config.optimizer, schedule)
+  state = jax.jit(lambda rng: steps.create_state(model, tx, config, rng))(
+      jax.random.key(0, impl="rbg"))
+  batch = {"video": jax.random.randint(jax.random.key(1), (4,) + shape, 0,
+                                       256).astype(jnp.uint8),
+           "label": jnp.arange(4) % 8}
+  state, metrics = jax.jit(steps.make_train_step(config, schedule))(
+      state, batch)
+  assert int(state.step) == 1 and int(state.skipped_steps) == 0
+  return float(metrics["train/loss"])

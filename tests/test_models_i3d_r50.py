@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import one_train_step
 from configs import i3d_r50 as i3d_config
-from vidjax import costs, optim, steps
+from vidjax import costs, steps
 from vidjax.errors import VidjaxError
 from vidjax.models.inflate import inflate_params
 from vidjax.models.resnet_video import I3DResNet
@@ -77,22 +78,6 @@ def test_inflated_c2d_gives_the_same_logits_on_a_static_clip():
   assert float(jnp.abs(expected).max()) > 0.05
   np.testing.assert_allclose(jax.jit(i3d.apply)(i3d_vars, clip), expected,
                              rtol=1e-4, atol=1e-5)
-
-
-def one_train_step(config):
-  """Loss of one real train step (steps.make_train_step) at batch 4."""
-  model, shape = costs.configured_model(config)
-  schedule = optim.make_schedule(config.optimizer, 10, 1)
-  tx = optim.make_optimizer(config.optimizer, schedule)
-  state = jax.jit(lambda rng: steps.create_state(model, tx, config, rng))(
-      jax.random.key(0, impl="rbg"))
-  batch = {"video": jax.random.randint(jax.random.key(1), (4,) + shape, 0,
-                                       256).astype(jnp.uint8),
-           "label": jnp.arange(4) % 8}
-  state, metrics = jax.jit(steps.make_train_step(config, schedule))(
-      state, batch)
-  assert int(state.step) == 1 and int(state.skipped_steps) == 0
-  return float(metrics["train/loss"])
 
 
 def test_default_config_train_step_has_finite_loss():

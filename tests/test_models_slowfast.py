@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import one_train_step
 from configs import slowfast as slowfast_config
-from vidjax import costs, optim, steps
+from vidjax import costs, steps
 from vidjax.errors import VidjaxError
 from vidjax.models.slowfast import FastToSlow, SlowFast
 
@@ -93,22 +94,6 @@ def test_slow_pathway_sees_every_alpha_th_frame():
   per_frame = jnp.abs(grads).sum(axis=(1, 3, 4, 5))  # (pathway, frame)
   np.testing.assert_array_equal(per_frame[0] > 0, [1, 0, 0, 0, 1, 0, 0, 0])
   assert bool((per_frame[1] > 0).all())
-
-
-def one_train_step(config):
-  """Loss of one real train step (steps.make_train_step) at batch 4."""
-  model, shape = costs.configured_model(config)
-  schedule = optim.make_schedule(config.optimizer, 10, 1)
-  tx = optim.make_optimizer(config.optimizer, schedule)
-  state = jax.jit(lambda rng: steps.create_state(model, tx, config, rng))(
-      jax.random.key(0, impl="rbg"))
-  batch = {"video": jax.random.randint(jax.random.key(1), (4,) + shape, 0,
-                                       256).astype(jnp.uint8),
-           "label": jnp.arange(4) % 8}
-  state, metrics = jax.jit(steps.make_train_step(config, schedule))(
-      state, batch)
-  assert int(state.step) == 1 and int(state.skipped_steps) == 0
-  return float(metrics["train/loss"])
 
 
 def test_default_config_train_step_has_finite_loss():

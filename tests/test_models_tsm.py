@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import one_train_step
 from configs import tsm as tsm_config
-from vidjax import costs, optim, steps
+from vidjax import costs, steps
 from vidjax.errors import VidjaxError
 from vidjax.layers.resnet_blocks import Bottleneck
 from vidjax.layers.temporal_shift import temporal_shift
@@ -70,24 +71,6 @@ def test_residual_shift_lets_the_branch_see_the_next_frame(place, mixes):
   nxt = jnp.abs(grad[:, 2]).sum(axis=(0, 1, 2))   # per input channel
   assert bool((nxt[:2] > 0).any()) == mixes       # backward-shifted slice
   assert float(nxt[2:].max()) == 0.0              # nothing else moves
-
-
-def one_train_step(config):
-  """Loss of one real train step (steps.make_train_step) at batch 4.
-
-  rbg keys: XLA:CPU compiles their random init several times faster."""
-  model, shape = costs.configured_model(config)
-  schedule = optim.make_schedule(config.optimizer, 10, 1)
-  tx = optim.make_optimizer(config.optimizer, schedule)
-  state = jax.jit(lambda rng: steps.create_state(model, tx, config, rng))(
-      jax.random.key(0, impl="rbg"))
-  batch = {"video": jax.random.randint(jax.random.key(1), (4,) + shape, 0,
-                                       256).astype(jnp.uint8),
-           "label": jnp.arange(4) % 8}
-  state, metrics = jax.jit(steps.make_train_step(config, schedule))(
-      state, batch)
-  assert int(state.step) == 1 and int(state.skipped_steps) == 0
-  return float(metrics["train/loss"])
 
 
 def test_default_config_train_step_has_finite_loss():

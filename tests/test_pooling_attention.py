@@ -11,6 +11,24 @@ from vidjax.layers.pooling_attention import (
     depthwise_conv3d, max_pool3d, rel_pos_index, rel_pos_rows)
 
 
+def _init(layer, x, thw):
+  return jax.jit(lambda key, x: layer.init(key, x, thw))(jax.random.key(1), x)
+
+
+def _apply(layer, variables, x, thw):
+  """((out, pooled thw), intermediates) of `layer`, jit-compiled."""
+  grids = []
+
+  def run(variables, x):
+    (out, new_thw), state = layer.apply(variables, x, thw,
+                                        mutable=["intermediates"])
+    grids.append(tuple(int(n) for n in new_thw))
+    return out, state
+
+  out, state = jax.jit(run)(variables, x)
+  return (out, grids[0]), state
+
+
 def _rng(seed, shape):
   return np.asarray(jax.random.normal(jax.random.key(seed), shape))
 
@@ -130,20 +148,18 @@ def _reference_attention(params, x, thw, heads, stride_q, stride_kv):
   return out @ params["proj"]["kernel"] + params["proj"]["bias"], q_thw
 
 
-@pytest.mark.parametrize("impl", ["conv", "shifts"])
-def test_pooling_attention_matches_written_out_reference(impl):
+def test_pooling_attention_matches_written_out_reference():
   thw, heads = (2, 4, 4), 2
   x = _rng(0, (2, 1 + 32, 12))
-  layer = PoolingAttention(16, heads, stride_q=(1, 2, 2), stride_kv=(1, 2, 2),
-                           pool_impl=impl)
-  variables = layer.init(jax.random.key(1), jnp.asarray(x), thw)
+  layer = PoolingAttention(16, heads, stride_q=(1, 2, 2), stride_kv=(1, 2, 2))
+  variables = _init(layer, jnp.asarray(x), thw)
   # Non-trivial norms and position tables.
   params = jax.tree.map(
       lambda p: p + 0.1 * _rng(7, p.shape), flax.core.unfreeze(
           variables["params"]))
   params = jax.tree.map(np.asarray, params)
-  (out, q_thw), state = layer.apply({"params": params}, jnp.asarray(x), thw,
-                                    mutable=["intermediates"])
+  (out, q_thw), state = _apply(layer, {"params": params}, jnp.asarray(x),
+                                thw)
   expected, expected_thw = _reference_attention(params, x, thw, heads,
                                                 (1, 2, 2), (1, 2, 2))
   assert q_thw == expected_thw == (2, 2, 2)
@@ -157,9 +173,8 @@ def test_pooled_qkv_token_counts_follow_strides():
   thw = (4, 6, 6)
   x = jnp.zeros((1, 1 + 144, 8))
   layer = PoolingAttention(8, 1, stride_q=(1, 2, 2), stride_kv=(2, 3, 3))
-  variables = layer.init(jax.random.key(0), x, thw)
-  (_, q_thw), state = layer.apply(variables, x, thw,
-                                  mutable=["intermediates"])
+  variables = _init(layer, x, thw)
+  (_, q_thw), state = _apply(layer, variables, x, thw)
   inter = state["intermediates"]
   assert q_thw == (4, 3, 3)
   assert inter["q"][0].shape == (1, 1 + 4 * 3 * 3, 1, 8)
@@ -178,40 +193,37 @@ def test_residual_pooling_adds_the_pooled_query(has_cls):
   x = jnp.asarray(_rng(0, (2, s + 32, 8)))
   kwargs = dict(stride_q=(1, 2, 2), stride_kv=(1, 2, 2), has_cls=has_cls)
   layer = PoolingAttention(8, 2, **kwargs)
-  params = flax.core.unfreeze(layer.init(jax.random.key(1), x, thw)["params"])
+  params = flax.core.unfreeze(_init(layer, x, thw)["params"])
   kernel = params["qkv"]["kernel"]
   params["qkv"]["kernel"] = kernel.at[:, 16:].set(0.0)   # v columns
   params["proj"]["bias"] = jnp.asarray(_rng(2, (8,)))
-  (out, _), state = layer.apply({"params": params}, x, thw,
-                                mutable=["intermediates"])
+  (out, _), state = _apply(layer, {"params": params}, x, thw)
   q = state["intermediates"]["q"][0].reshape(2, -1, 8)
   expected = q @ params["proj"]["kernel"] + params["proj"]["bias"]
   if has_cls:
     expected = expected.at[:, 0].set(params["proj"]["bias"])
   np.testing.assert_allclose(out, expected, atol=1e-5)
-  plain, _ = PoolingAttention(8, 2, residual_pooling=False, **kwargs).apply(
-      {"params": params}, x, thw)
+  plain_layer = PoolingAttention(8, 2, residual_pooling=False, **kwargs)
+  (plain, _), _ = _apply(plain_layer, {"params": params}, x, thw)
   np.testing.assert_allclose(plain, np.broadcast_to(params["proj"]["bias"],
                                                     plain.shape), atol=1e-6)
 
 
-@pytest.mark.parametrize("dim_out", [8, 16])
-def test_block_skip_path_is_max_pool_and_projection(dim_out):
+def test_block_skip_path_is_max_pool_and_projection():
   """Zeroing the attention's and the MLP's output layers leaves the skip
-  path: max-pool 3x3 / stride 2 of x (of Dense(LayerNorm(x)) when the width
-  doubles); the class token passes unpooled."""
+  path: max-pool 3x3 / stride 2 of Dense(LayerNorm(x)) (the width doubles);
+  the class token passes unpooled."""
+  dim_out = 16
   thw = (2, 4, 4)
   x = jnp.asarray(_rng(0, (2, 33, 8)))
   block = MultiScaleBlock(dim_out, 1, stride_q=(1, 2, 2), stride_kv=(1, 2, 2))
-  params = flax.core.unfreeze(block.init(jax.random.key(1), x, thw)["params"])
+  params = flax.core.unfreeze(_init(block, x, thw)["params"])
   for layer in (params["attention"]["proj"], params["mlp"]["fc2"]):
     layer["kernel"] = jnp.zeros_like(layer["kernel"])
     layer["bias"] = jnp.zeros_like(layer["bias"])
-  out, new_thw = block.apply({"params": params}, x, thw)
-  skip = np.asarray(x)
-  if dim_out != 8:
-    skip = (_layer_norm(skip, params["norm1"]) @ params["proj"]["kernel"]
-            + params["proj"]["bias"])
+  (out, new_thw), _ = _apply(block, {"params": params}, x, thw)
+  skip = (_layer_norm(np.asarray(x), params["norm1"])
+          @ params["proj"]["kernel"] + params["proj"]["bias"])
   grid = skip[:, 1:].reshape(2, 2, 4, 4, dim_out)
   pooled = jax.lax.reduce_window(
       grid, -np.inf, jax.lax.max, (1, 1, 3, 3, 1), (1, 1, 2, 2, 1),
@@ -219,7 +231,6 @@ def test_block_skip_path_is_max_pool_and_projection(dim_out):
   assert new_thw == (2, 2, 2) and out.shape == (2, 9, dim_out)
   np.testing.assert_allclose(out[:, 0], skip[:, 0], atol=1e-5)
   np.testing.assert_allclose(out[:, 1:], pooled, atol=1e-5)
-  assert ("proj" in params) == (dim_out != 8)
   assert params["attention"]["qkv"]["kernel"].shape == (8, 3 * dim_out)
 
 

@@ -17,7 +17,7 @@ Sec. 3) adds two changes, both on by default here:
   2 * max(q, k) - 1 rows. As in the release, q is the pooled, normalised and
   unscaled query, and the bias is added to the already scaled logits
   q.k / sqrt(d) (the table absorbs the paper's 1/sqrt(d));
-* residual pooling connection (Sec. 3.2, Eq. 5): Z = Attn(Q, K, V) + Q, the
+* residual pooling connection (Sec. 3.1, Eq. 5): Z = Attn(Q, K, V) + Q, the
   pooled query added to the attention output before the output projection
   (the class token's row excluded, as in the release).
 
@@ -58,17 +58,6 @@ class _Param(nn.Module):
   @nn.compact
   def __call__(self):
     return self.param("kernel", dense_init, self.shape, jnp.float32)
-
-
-def pooled_size(size: int, kernel: int, stride: int) -> int:
-  """Output length of a conv/pool with padding kernel // 2 on each side."""
-  return (size + 2 * (kernel // 2) - kernel) // stride + 1
-
-
-def pooled_thw(thw, kernel, stride) -> Tuple[int, int, int]:
-  if math.prod(kernel) == 1 and math.prod(stride) == 1:
-    return tuple(thw)
-  return tuple(pooled_size(n, k, s) for n, k, s in zip(thw, kernel, stride))
 
 
 def rel_pos_index(q_size: int, k_size: int) -> np.ndarray:
@@ -149,14 +138,15 @@ def depthwise_conv3d(x, kernel, stride, impl: str = "shifts"):
         dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
         feature_group_count=x.shape[-1])
   if impl == "shifts":
-    return _shifted_sum(x, kernel.reshape(-1, kernel.shape[-1]).astype(
-        x.dtype), size, tuple(stride))
+    taps = jnp.asarray(kernel, x.dtype).reshape(-1, kernel.shape[-1])
+    return _shifted_sum(x, taps, size, tuple(stride))
   raise ValueError(f"pool_impl={impl!r}; expected one of {POOL_IMPLS}")
 
 
 def _tap_start(i, size):
-  return (0, i // (size[1] * size[2]), (i // size[2]) % size[1],
-          i % size[2], 0)
+  """(0, a, b, c, 0): where tap i (row-major in the kernel) starts."""
+  table = jnp.asarray(np.array(list(np.ndindex(*size)), np.int32))[i]
+  return (0, table[0], table[1], table[2], 0)
 
 
 def _pad_and_span(x, size, stride):
