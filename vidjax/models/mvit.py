@@ -24,8 +24,14 @@ in the release's MVITv2_S_16x4 config):
 Widths double exactly (the release's rounding to a multiple of the heads is
 the identity for these sizes).
 
-MViTv2-S 16x4 at 16x224x224, 400 classes: 34.5M parameters, 64 G
+MViTv2-S 16x4 at 16x224x224, 400 classes: 34,537,744 parameters, 64.2 G
 multiply-adds per view (paper: 34.5M, 64 GFLOPs; tests/test_models_mvit.py).
+
+Initialisation: attention / projection kernels, pooling convs, position
+tables and the class token trunc-normal(0.02) as in the release; the MLPs are
+`vidjax.layers.transformer.MlpBlock` (Xavier-uniform, exact GELU); biases 0
+(the release sets Linear and LayerNorm biases to 0.02); head N(0,
+head_init_std^2), zeros if head_init_std <= 0.
 """
 from typing import Tuple
 
