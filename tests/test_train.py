@@ -121,7 +121,7 @@ def test_init_from_missing_path_fails_first(tiny_data_dir, tmp_path):
      r"count \(8\)"),
     ("num_test_crops", 2, "config.num_test_crops must be 1 or 3"),
     ("dataset.num_frames", 0, "config.dataset.num_frames must be > 0"),
-    ("dataset.name", "nope", "config.dataset.name='nope' is not a known"),
+    ("dataset.name", "nope", "config.dataset.name='nope': vidjax has no builder for it"),
     ("model.name", "nope", "config.model.name='nope' is not a registered"),
     ("optimizer.name", "lamb", "config.optimizer.name='lamb'"),
 ])
