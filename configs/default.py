@@ -157,3 +157,27 @@ def synthetic_recipe(config, num_train_steps: int = 2400,
   config.optimizer.weight_decay = 0.05
   config.optimizer.grad_clip_norm = 1.0
   return config
+
+
+def resnet50_kinetics_recipe(config):
+  """What the ResNet-50 video papers' Kinetics configs share (TSM, I3D-R50 /
+  non-local, SlowFast): ResNet-50 widths and depths with a max-pooled stem,
+  224 crops with flip, dropout 0.5, batch 64, SGD momentum 0.9 with weight
+  decay 1e-4, 10 clips x 3 crops at test. Each config then sets its own
+  frames, schedule and learning rate.
+  """
+  config.dataset.crop_size = 224
+  config.dataset.flip = True
+  config.model.widths = (64, 128, 256, 512)
+  config.model.blocks_per_stage = (3, 4, 6, 3)
+  config.model.stem_width = 64
+  config.model.stem_pool = True
+  config.model.dropout_rate = 0.5
+  config.batch_size = 64
+  config.log_every_steps = 100
+  config.num_test_clips = 10
+  config.num_test_crops = 3
+  config.optimizer.name = "sgd"
+  config.optimizer.momentum = 0.9
+  config.optimizer.weight_decay = 1e-4
+  return config

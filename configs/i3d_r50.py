@@ -48,31 +48,18 @@ def get_config(arg: str = ""):
 
 
 def _k400(config, nonlocal_blocks: bool):
+  default.resnet50_kinetics_recipe(config)
   config.dataset.name = "kinetics400"
   config.dataset.num_frames = 32
   config.dataset.frame_stride = 2
-  config.dataset.crop_size = 224
-  config.dataset.flip = True
-  config.model.widths = (64, 128, 256, 512)
-  config.model.blocks_per_stage = (3, 4, 6, 3)
-  config.model.stem_width = 64
   config.model.stem_temporal_kernel = 5
   config.model.stem_temporal_stride = 2
-  config.model.stem_pool = True
   config.model.pool1_temporal_stride = 2
   config.model.pool2_temporal_stride = 2
   config.model.temporal_kernels = ((3,), (3, 1), (3, 1), (1, 3))
   config.model.nonlocal_blocks = NONLOCAL_5_BLOCKS if nonlocal_blocks else ()
-  config.model.dropout_rate = 0.5
-  config.batch_size = 64
   config.num_train_steps = 400_000
-  config.log_every_steps = 100
   config.eval_every_steps = 20_000
   config.checkpoint_every_steps = 5000
-  config.num_test_clips = 10
-  config.num_test_crops = 3
-  config.optimizer.name = "sgd"
-  config.optimizer.momentum = 0.9
   config.optimizer.learning_rate = 0.01
-  config.optimizer.weight_decay = 1e-4
   return config

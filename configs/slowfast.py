@@ -50,28 +50,15 @@ def get_config(arg: str = ""):
 
 
 def _k400(config, alpha: int, lateral_kernel: int):
+  default.resnet50_kinetics_recipe(config)
   config.dataset.name = "kinetics400"
   config.dataset.num_frames = 32
   config.dataset.frame_stride = 2   # tau / alpha: 16 / 8 and 8 / 4
-  config.dataset.crop_size = 224
-  config.dataset.flip = True
   config.model.alpha = alpha
   config.model.lateral_kernel = lateral_kernel
-  config.model.widths = (64, 128, 256, 512)
-  config.model.blocks_per_stage = (3, 4, 6, 3)
-  config.model.stem_width = 64
-  config.model.stem_pool = True
-  config.model.dropout_rate = 0.5
-  config.batch_size = 64
   config.num_train_epochs = 196.0
-  config.log_every_steps = 100
   config.eval_every_steps = 10_000
   config.checkpoint_every_steps = 2000
-  config.num_test_clips = 10
-  config.num_test_crops = 3
-  config.optimizer.name = "sgd"
-  config.optimizer.momentum = 0.9
   config.optimizer.learning_rate = 0.1
   config.optimizer.warmup_epochs = 34.0
-  config.optimizer.weight_decay = 1e-4
   return config

@@ -38,25 +38,12 @@ def get_config(arg: str = ""):
 
 
 def _k400(config):
+  default.resnet50_kinetics_recipe(config)
   config.dataset.name = "kinetics400"
   config.dataset.num_frames = 8
   config.dataset.frame_stride = 8
-  config.dataset.crop_size = 224
-  config.dataset.flip = True
-  config.model.widths = (64, 128, 256, 512)
-  config.model.blocks_per_stage = (3, 4, 6, 3)
-  config.model.stem_width = 64
-  config.model.stem_pool = True
-  config.model.dropout_rate = 0.5
-  config.batch_size = 64
   config.num_train_epochs = 100.0
-  config.log_every_steps = 100
   config.eval_every_steps = 5000
   config.checkpoint_every_steps = 1000
-  config.num_test_clips = 10
-  config.num_test_crops = 3
-  config.optimizer.name = "sgd"
-  config.optimizer.momentum = 0.9
   config.optimizer.learning_rate = 0.01
-  config.optimizer.weight_decay = 1e-4
   return config
