@@ -1,4 +1,12 @@
-"""Test setup: 8 forced host CPU devices (set before JAX initialises), quiet TF.
+"""Test setup: 8 forced host CPU devices (set before JAX initialises), quiet TF,
+and one JAX compilation cache per test session.
+
+The cache: many tests compile the same program again (the reliability tests
+restart `python -m vidjax.main` in subprocesses, the notebooks train the same
+tiny models); a persistent cache in a fresh temporary folder, shared by the
+pytest-xdist workers and every subprocess through the environment, cuts the
+compile-bound suite by minutes. It changes no result: a hit loads the
+executable XLA compiled for the identical program and options.
 
 Shared fixtures build one tiny `synthetic_motion` dataset per session.
 """
@@ -10,6 +18,14 @@ if _FLAG not in os.environ.get("XLA_FLAGS", ""):
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  import tempfile
+  import atexit
+  import shutil
+  _CACHE = tempfile.mkdtemp(prefix="vidjax-test-jax-cache-")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
+  atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 import pytest  # noqa: E402
 
