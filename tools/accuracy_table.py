@@ -17,10 +17,10 @@ appearance top-1, wall time.
 
 Budget: every config trains `--steps` steps of its own batch (64) with its
 own optimiser; warm-up is cut to 10% of the steps, cosine decay over them.
-200 steps x 20 configs x 2 datasets: about 1.5 h on a 2-core CPU by an
-estimate from the step times in benchmarks/RESULTS.md (not yet measured), the
-3D CNNs (1-3 s per batch-64 step there) taking most of it. The lecture predicts the
-single-frame model near chance (12.5%) on motion and strong on appearance.
+200 steps x 20 configs x 2 datasets: 80 min on the 2-core CPU (measured;
+the table is in benchmarks/RESULTS.md), the 3D CNNs taking most of it. The
+lecture predicts the single-frame model near chance (12.5%) on motion and
+strong on appearance.
 """
 import json
 import os
