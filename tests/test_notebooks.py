@@ -39,7 +39,6 @@ def execute(path: str, workdir: str) -> dict:
     for index, cell in enumerate(nb.cells):
       if cell.cell_type != "code":
         continue
-      assert not cell.get("outputs"), f"cell {index} is stored with outputs"
       code = compile(cell.source, f"{os.path.basename(path)}[{index}]", "exec")
       exec(code, namespace)  # noqa: S102  (the notebook is our own code)
   except BaseException:  # noqa: BLE001  (reported by the test)
@@ -131,7 +130,10 @@ def _check_common(summary: dict, name: str, num_rows: int):
   return rows
 
 
-def test_every_notebook_is_stored_without_outputs_and_parametrised():
+def test_every_notebook_is_parametrised_and_stored_from_a_full_run():
+  """Notebooks are committed either clean or executed at FULL size (their
+  outputs are the measurements experiments/README.md quotes): never with a
+  tiny run's meaningless numbers, an error, or stderr noise."""
   import nbformat
   names = [os.path.basename(p) for p in NOTEBOOKS]
   assert names == ["01_fusion.ipynb", "02_two_stream.ipynb",
@@ -141,11 +143,20 @@ def test_every_notebook_is_stored_without_outputs_and_parametrised():
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(not c.outputs and c.execution_count is None for c in code)
     assert "VIDJAX_NB_TINY" in code[0].source
     text = " ".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "predict" in text.lower()
     assert "VERDICT" in code[-1].source
+    outputs = [o for c in code for o in c.outputs]
+    if not outputs:
+      continue
+    name = os.path.basename(path)
+    first = "".join(o.get("text", "") for o in code[0].outputs)
+    assert first.startswith("tiny=False"), (name, first[:80])
+    assert not [o for o in outputs if o.output_type == "error"], name
+    assert not [o for o in outputs if o.get("name") == "stderr"], name
+    verdict = "".join(o.get("text", "") for o in code[-1].outputs)
+    assert "AGREES" in verdict, name
 
 
 def test_01_fusion(executed):
