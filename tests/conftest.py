@@ -1,5 +1,6 @@
 """Test setup: 8 forced host CPU devices (set before JAX initialises), quiet TF,
-and one JAX compilation cache per test session.
+one JAX compilation cache per test session, and freed host memory kept for
+reuse (`vidjax.host_memory`: no page faults on every step's buffers).
 
 The cache: many tests compile the same program again (the reliability tests
 restart `python -m vidjax.main` in subprocesses, the notebooks train the same
@@ -26,6 +27,10 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
   atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
+from vidjax import host_memory  # noqa: E402
+
+host_memory.retain_freed_memory()  # before JAX starts: steps reuse freed memory
 
 import pytest  # noqa: E402
 

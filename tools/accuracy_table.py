@@ -139,6 +139,8 @@ def markdown(rows: list, datasets=("motion", "appearance")) -> str:
 
 
 def main(argv):
+  from vidjax import host_memory
+  host_memory.retain_freed_memory()  # before JAX's CPU client starts
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.WARNING)

@@ -94,6 +94,8 @@ def config_name() -> str:
 
 def main(argv):
   del argv
+  from vidjax import host_memory
+  host_memory.retain_freed_memory()  # before JAX's CPU client starts
   logging.set_verbosity(logging.WARNING)
   from vidjax.errors import VidjaxError
   try:

@@ -257,6 +257,8 @@ def run(size="small", hidden=0, layers=0, heads=0, frames=16, crop=112,
 
 def main(argv):
   del argv
+  from vidjax import host_memory
+  host_memory.retain_freed_memory()  # before JAX's CPU client starts
   logging.set_verbosity(logging.WARNING)
   from vidjax import cli
   from vidjax.errors import VidjaxError

@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # TF only writes summaries
 from absl import app, flags, logging  # noqa: E402
 
-from vidjax import cli  # noqa: E402
+from vidjax import cli, host_memory  # noqa: E402
 from vidjax.errors import VidjaxError  # noqa: E402
 
 _CONFIG = cli.define_config_flag()
@@ -57,6 +57,7 @@ def main(argv):
 
 
 def run():
+  host_memory.retain_freed_memory()  # before JAX's CPU client starts
   app.run(main, flags_parser=cli.parse_flags)
 
 
