@@ -197,7 +197,10 @@ def run(config_name: str, dataset: str = "motion", steps: Optional[int] = None,
       one, deleted afterwards. An existing run there is resumed.
     tiny: seconds-long run for tests (module docstring).
   """
-  from vidjax import train
+  from vidjax import host_memory, train
+  # Notebooks call run() in their own kernel: keep freed host memory (no
+  # page faults on every step's buffers) when JAX has not started yet.
+  host_memory.retain_freed_memory()
   config = build_config(config_name, dataset, steps, overrides, tiny)
   row = {"config": config_name, "dataset": dataset,
          "model": config.model.name, **model_costs(config),
