@@ -20,9 +20,10 @@ heap and the next step reuses them: 0 page faults per step, the same step in
 1.0-1.4 GB vs 1.1-1.2 GB, bounded over 800 steps). It must run before JAX's CPU
 client starts: its threads pick their arena at their first malloc (the
 entry points -- `vidjax.main`, the benchmark tools, `vidjax.experiment.run`
-and the test session -- call it first). Set VIDJAX_KEEP_HOST_MEMORY=0 to leave malloc alone; it does
-nothing where the C library is not glibc. PyTorch's tuning guides reach the
-same end by preloading jemalloc or tcmalloc.
+and the test session -- call it first). Set VIDJAX_KEEP_HOST_MEMORY=0 to
+leave malloc alone; it does nothing where the C library is not glibc.
+PyTorch's tuning guides reach the same end by preloading jemalloc or
+tcmalloc.
 """
 import ctypes
 import os
