@@ -30,10 +30,17 @@ def put(path, data):
     f.write(data)
 
 
-def load(tmp_path, name, manual, **kw):
+def load(tmp_path, name, manual, data_dir="tfds", **kw):
   return datasets.load(dcfg(name=name, manual_dir=str(manual), num_frames=4,
-                            resize_short=16, data_dir=str(tmp_path / "tfds"),
+                            resize_short=16, data_dir=str(tmp_path / data_dir),
                             **kw))
+
+
+def assert_cheap_class_names(name, manual, data, **kw):
+  """class_names from the annotation files alone equal the listing's."""
+  cfg = dcfg(name=name, manual_dir=str(manual), data_dir="/nonexistent", **kw)
+  assert datasets.class_names(cfg) == data.class_names
+  assert datasets.num_classes(cfg) == len(data.class_names)
 
 
 def ucf_tree(root, videos):
@@ -78,10 +85,13 @@ def test_ucf101_official_lists(tmp_path, videos):
   assert sorted(split2.test.paths) == [
       "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
       "HandstandPushups/v_HandStandPushups_g01_c01.avi"]
-  assert datasets.num_classes(dcfg(name="ucf101")) == 101
+  assert_cheap_class_names("ucf101", tmp_path / "m", data)
   os.remove(tmp_path / "m" / "ucfTrainTestlist" / "testlist02.txt")
+  # prepared: opens from its manifest, without the annotation files
+  assert load(tmp_path, "ucf101", tmp_path / "m", split=2).test.paths == \
+      split2.test.paths
   with pytest.raises(VidjaxError) as err:
-    load(tmp_path, "ucf101", tmp_path / "m", split=2)
+    load(tmp_path, "ucf101", tmp_path / "m", "fresh", split=2)
   expected = os.path.join(str(tmp_path / "m"), "ucfTrainTestlist",
                           "testlist02.txt")
   assert str(err.value) == (
@@ -93,7 +103,7 @@ def test_ucf101_official_lists(tmp_path, videos):
   shutil.rmtree(tmp_path / "m" / "UCF-101")
   with pytest.raises(VidjaxError, match=r"ucf101: expected the video folder "
                      r"of UCF101.rar .* at .*m/UCF-101 "):
-    load(tmp_path, "ucf101", tmp_path / "m")
+    load(tmp_path, "ucf101", tmp_path / "m", "fresh")
 
 
 def test_hmdb51_split_files(tmp_path, videos):
@@ -117,7 +127,7 @@ def test_hmdb51_split_files(tmp_path, videos):
   assert data.train.paths == [f"{c}/{rows[c][0]}" for c in rows]
   assert data.test.paths == [f"{c}/{rows[c][1]}" for c in rows]
   assert list(data.test.labels) == [0, 1]
-  assert datasets.num_classes(dcfg(name="hmdb51")) == 51
+  assert_cheap_class_names("hmdb51", m, data)
   with pytest.raises(VidjaxError, match=r"hmdb51: expected <class>_test_"
                      r"split2.txt files in .*testTrainMulti_7030_splits"):
     load(tmp_path, "hmdb51", m, split=2)
@@ -158,7 +168,9 @@ def test_kinetics400_csvs(tmp_path, videos, header):
   assert list(data.test.labels) == [0, 1]
   assert data.report.missing == [("gone_video1_000000_000010.mp4",
                                   "listed in train.csv:4, no such file")]
-  assert datasets.num_classes(dcfg(name="kinetics400")) == 400
+  assert_cheap_class_names("kinetics400", tmp_path / "m", data)
+  assert datasets.num_classes(dcfg(
+      name="kinetics400", manual_dir=str(tmp_path / "m"))) == 2
 
 
 def test_kinetics400_missing_annotation_is_named(tmp_path, videos):
@@ -205,9 +217,9 @@ def test_something_something_v2_json(tmp_path, videos):
        " no such file")]
   got = data.train[0]["video"].frames(np.arange(8))
   assert got.shape == (8, 16, 16, 3)
-  assert datasets.num_classes(dcfg(name="something_something_v2")) == 174
-  assert set(public_datasets.LISTINGS) <= set(datasets.PUBLIC_NUM_CLASSES)
+  assert_cheap_class_names("something_something_v2", m, data)
+  assert set(public_datasets.LISTINGS) <= set(datasets.PAPER_NUM_CLASSES)
   os.remove(f"{m}/labels/something-something-v2-labels.json")
   with pytest.raises(VidjaxError, match=r"expected the official annotation "
                      r"file something-something-v2-labels.json at .*labels"):
-    load(tmp_path, "something_something_v2", m)
+    load(tmp_path, "something_something_v2", m, "fresh")

@@ -23,8 +23,12 @@ from vidjax.registry import build_model
 
 
 def configured_model(config):
-  """(model, input shape without batch) from a config, without any data."""
-  model = build_model(config.model, datasets.num_classes(config.dataset))
+  """(model, input shape without batch) from a config, without any data
+  (a paper's dataset: the paper's class count)."""
+  name = config.dataset.name
+  model = build_model(config.model, datasets.PAPER_NUM_CLASSES[name]
+                      if name in datasets.PAPER_NUM_CLASSES
+                      else datasets.num_classes(config.dataset))
   return model, steps.input_shape(config)
 
 

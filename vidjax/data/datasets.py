@@ -15,9 +15,9 @@ from typing import Any, Sequence
 
 from vidjax.errors import VidjaxError
 
-# Class counts of the public datasets, so paper configs can be shape-checked
-# (`jax.eval_shape`) before their data exists on this machine.
-PUBLIC_NUM_CLASSES = {
+# The papers' class counts, for counting a paper config's model (parameters,
+# FLOPs: vidjax/costs.py) without its data. A run uses the data's own count.
+PAPER_NUM_CLASSES = {
     "kinetics400": 400,
     "ucf101": 101,
     "hmdb51": 51,
@@ -25,7 +25,8 @@ PUBLIC_NUM_CLASSES = {
     "sports1m": 487,
     "imagenet": 1000,
 }
-SYNTHETIC_NUM_CLASSES = 8
+REAL_DATASETS = ("video_folder", "ucf101", "hmdb51", "kinetics400",
+                 "something_something_v2")
 
 
 @dataclasses.dataclass
@@ -37,18 +38,39 @@ class Dataset:
   report: Any = None  # video_folder.Report for real-video datasets
 
 
-def num_classes(dataset_config) -> int:
-  """The class count of a configured dataset, without loading it."""
+def _check_name(name: str):
+  if name != "synthetic_motion" and name not in REAL_DATASETS:
+    raise VidjaxError(
+        f"config.dataset.name={name!r}: vidjax has no builder for it; use "
+        f"synthetic_motion, {', '.join(REAL_DATASETS)}")
+
+
+def class_names(dataset_config) -> list:
+  """The class names of a configured dataset, cheaply: no video decoded, no
+  walk of the video tree. From the prepared manifest if there is one, else
+  from the annotation files only (public datasets), the lists / CSV or the
+  top-level class folders (video_folder); label i is class_names[i]."""
   name = dataset_config.name
+  _check_name(name)
   if name == "synthetic_motion":
-    return SYNTHETIC_NUM_CLASSES
+    from vidjax.data import synthetic_render
+    kind = _synthetic_kind(dataset_config)
+    return list(synthetic_render.MOTION_NAMES if kind == "motion" else
+                synthetic_render.APPEARANCE_NAMES)
+  from vidjax.data import listing, prepared, public_datasets
+  manifest = prepared.read(dataset_config)
+  if manifest is not None:
+    return list(manifest["class_names"])
   if name == "video_folder":
-    return len(_listing(dataset_config).class_names)
-  if name in PUBLIC_NUM_CLASSES:
-    return PUBLIC_NUM_CLASSES[name]
-  raise VidjaxError(f"config.dataset.name={name!r} is not a known dataset; "
-                    f"known: synthetic_motion, video_folder, "
-                    f"{', '.join(PUBLIC_NUM_CLASSES)}")
+    return list(listing.folder_class_names(dataset_config))
+  return list(public_datasets.CLASS_NAMES[name](dataset_config))
+
+
+def num_classes(dataset_config) -> int:
+  """The class count of a configured dataset's data (len(class_names)),
+  without loading it. Paper configs counted without their data:
+  PAPER_NUM_CLASSES."""
+  return len(class_names(dataset_config))
 
 
 def load(dataset_config) -> Dataset:
@@ -62,30 +84,41 @@ def load(dataset_config) -> Dataset:
 
 
 def _load_rgb(dataset_config) -> Dataset:
-  """Builds (on first use, cached by TFDS) and opens the train/test splits."""
+  """Opens the train/test splits: a prepared build from its manifest (no
+  listing of the raw tree), else lists, builds (once) and opens them."""
   name = dataset_config.name
+  _check_name(name)
   if name == "synthetic_motion":
     return _synthetic_motion(dataset_config)
-  listing = _listing(dataset_config)  # unknown names fail, listing known ones
   from vidjax.data import video_folder  # TFDS import is slow: only here.
-  train, test, report = video_folder.load(dataset_config, listing)
-  return Dataset(train=train, test=test,
-                 num_classes=len(listing.class_names),
-                 class_names=list(listing.class_names), report=report)
+  opened = video_folder.open_prepared(
+      dataset_config, video_folder._min_frames(dataset_config))
+  if opened is not None:
+    train, test, report, names = opened
+  else:
+    found = scan(dataset_config)
+    train, test, report = video_folder.load(dataset_config, found)
+    names = list(found.class_names)
+  return Dataset(train=train, test=test, num_classes=len(names),
+                 class_names=names, report=report)
 
 
-def _listing(dataset_config):
-  """The real-video Listing (class names, files per split) of a config."""
+def scan(dataset_config):
+  """The real-video Listing (class names, files per split) of a config: reads
+  the annotations and lists the raw tree."""
   from vidjax.data import listing, public_datasets
   name = dataset_config.name
+  _check_name(name)
   if name == "video_folder":
     return listing.folder_listing(dataset_config)
-  if name not in public_datasets.LISTINGS:
-    raise VidjaxError(
-        f"config.dataset.name={name!r}: vidjax has no builder for it; use "
-        "synthetic_motion, video_folder or "
-        f"{', '.join(public_datasets.LISTINGS)}")
   return public_datasets.LISTINGS[name](dataset_config)
+
+
+def _synthetic_kind(dataset_config) -> str:
+  if dataset_config.config not in ("motion", "appearance"):
+    raise VidjaxError(f"config.dataset.config={dataset_config.config!r}: "
+                      "synthetic_motion has 'motion' and 'appearance'")
+  return dataset_config.config
 
 
 def _synthetic_motion(dataset_config) -> Dataset:
@@ -95,9 +128,7 @@ def _synthetic_motion(dataset_config) -> Dataset:
     value = dataset_config.get(key, -1)
     if value is not None and value > 0:
       overrides[key] = int(value)
-  if dataset_config.config not in ("motion", "appearance"):
-    raise VidjaxError(f"config.dataset.config={dataset_config.config!r}: "
-                      "synthetic_motion has 'motion' and 'appearance'")
+  _synthetic_kind(dataset_config)
   builder = synthetic_motion.load_builder(
       dataset_config.config, data_dir=dataset_config.data_dir or None,
       **overrides)

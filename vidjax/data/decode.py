@@ -90,8 +90,11 @@ class _FpsSelector:
 
 
 def decode_to_jpegs(path: str, resize_short: int = 128, fps: float = 0.0,
-                    jpeg_quality: int = 90) -> dict:
+                    jpeg_quality: int = 90, threads: int = 0) -> dict:
   """Decodes a whole video file into JPEG-encoded, resized frames.
+
+  `threads`: FFmpeg decoder threads (0: FFmpeg's choice, one per core). The
+  build's worker processes pass 1: the cores are shared between processes.
 
   Returns:
     {"frames": [bytes, ...], "height": H, "width": W, "fps": stored frame
@@ -118,6 +121,8 @@ def decode_to_jpegs(path: str, resize_short: int = 128, fps: float = 0.0,
       raise BadVideo("unsupported codec: FFmpeg has no decoder for its video "
                      "stream")
     stream.thread_type = "AUTO"
+    if threads > 0:
+      stream.codec_context.thread_count = int(threads)
     rate = stream.average_rate or stream.guessed_rate
     native_rate = float(rate) if rate else None
     declared = _declared_frames(container, stream)

@@ -25,6 +25,9 @@ decode; reported as having no usable video). Non-video files inside class
 folders (a name starting with "." or an extension not in VIDEO_EXTENSIONS)
 are not decoded; they are counted and named in the report as "ignored".
 Hidden folders and files at the top level of DIR are not looked at.
+
+`folder_class_names` gives the same class names from the lists, the CSV or
+the top-level folder names alone (no tree walk, no stat of the videos).
 """
 from __future__ import annotations
 
@@ -56,6 +59,7 @@ class Listing:
   test: tuple
   ignored: tuple = ()
   missing: tuple = ()
+  annotations: tuple = ()   # absolute paths of the list/annotation files read
 
 
 def slug(text: str, limit: int = 40) -> str:
@@ -86,6 +90,12 @@ def find_file(path: str, key: str, root: str) -> str:
 def is_video_name(name: str) -> bool:
   return (not name.startswith(".")
           and os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS)
+
+
+def class_folder_names(root: str) -> tuple:
+  """The class folders of DIR (one scandir; hidden entries skipped)."""
+  return tuple(sorted(e.name for e in os.scandir(root)
+                      if not e.name.startswith(".") and e.is_dir()))
 
 
 def scan_class_folders(root: str):
@@ -168,26 +178,62 @@ def _check_not_empty(listing: Listing, hint: str):
   return listing
 
 
-def folder_listing(dataset_config) -> Listing:
-  """The Listing of `config.dataset.path` (see the module docstring)."""
-  cfg = dataset_config
+def _folder_sources(cfg):
+  """(root, origin, tag, csv path, {split: list path}) of a video_folder
+  config; checks the fields without reading any file."""
   csv_file = cfg.get("csv", "")
   train_list, test_list = cfg.get("train_list", ""), cfg.get("test_list", "")
   if csv_file and (train_list or test_list):
     raise VidjaxError("config.dataset.csv and config.dataset.train_list/"
                       "test_list are exclusive: give one")
+  csv_path = ""
   if csv_file and not cfg.get("path", ""):
     csv_path = find_file(csv_file, "csv", os.getcwd())
     root = os.path.dirname(csv_path)
   else:
     root = existing_dir(cfg.get("path", ""), "path")
+  if csv_file and not csv_path:
+    csv_path = find_file(csv_file, "csv", root)
+  lists = {}
+  if train_list:
+    lists["train"] = find_file(train_list, "train_list", root)
+    if test_list:
+      lists["test"] = find_file(test_list, "test_list", root)
   origin = f"config.dataset.path={cfg.get('path', '') or root}"
-  tag = "video_folder_" + slug(os.path.basename(root))
-  if csv_file:
-    return _csv_listing(find_file(csv_file, "csv", root), root, origin, tag,
+  return root, origin, "video_folder_" + slug(os.path.basename(root)), \
+      csv_path, lists
+
+
+def folder_class_names(dataset_config) -> tuple:
+  """The class names `folder_listing` gives, from the CSV, the split lists or
+  the top-level class folders alone (no tree walk, no stat of the videos)."""
+  root, origin, _, csv_path, lists = _folder_sources(dataset_config)
+  if csv_path:
+    return csv_class_names(read_csv_rows(csv_path))
+  if lists:
+    return list_class_names(lists.values())
+  names = class_folder_names(root)
+  if not names:
+    raise VidjaxError(f"{origin}: no class folders (expected "
+                      "DIR/<class_name>/<video files>)")
+  return names
+
+
+def list_class_names(list_paths) -> tuple:
+  """Sorted class names (first path component) of UCF-style split lists."""
+  return tuple(sorted({_class_of(rel) for path in list_paths
+                       for rel, _ in read_split_list(path)}))
+
+
+def folder_listing(dataset_config) -> Listing:
+  """The Listing of `config.dataset.path` (see the module docstring)."""
+  cfg = dataset_config
+  root, origin, tag, csv_path, lists = _folder_sources(cfg)
+  if csv_path:
+    return _csv_listing(csv_path, root, origin, tag,
                         cfg.get("test_fraction", 0.2))
   per_class, ignored = scan_class_folders(root)
-  if not train_list:
+  if not lists:
     if not per_class:
       raise VidjaxError(f"{origin}: no class folders (expected "
                         "DIR/<class_name>/<video files>)")
@@ -200,20 +246,16 @@ def folder_listing(dataset_config) -> Listing:
         "each class needs >= 1/config.dataset.test_fraction videos for a test "
         "video; or give split lists")
   resolve, missing, splits = PathResolver(root), [], {}
-  for split, key, value in (("train", "train_list", train_list),
-                            ("test", "test_list", test_list)):
-    if value:
-      path = find_file(value, key, root)
-      splits[split] = []
-      for rel, n in read_split_list(path):
-        found = resolve(rel)
-        if found is None:
-          missing.append((rel, f"listed in {os.path.basename(path)}:{n}, no "
-                          "such file"))
-        else:
-          splits[split].append((found, _class_of(rel)))
-  names = sorted({c for rows in splits.values() for _, c in rows} |
-                 {_class_of(rel) for rel, _ in missing})
+  for split, path in lists.items():
+    splits[split] = []
+    for rel, n in read_split_list(path):
+      found = resolve(rel)
+      if found is None:
+        missing.append((rel, f"listed in {os.path.basename(path)}:{n}, no "
+                        "such file"))
+      else:
+        splits[split].append((found, _class_of(rel)))
+  names = list_class_names(lists.values())
   index = {n.lower(): i for i, n in enumerate(names)}
   if "test" not in splits:
     listed = {p for p, _ in splits["train"]}
@@ -225,7 +267,8 @@ def folder_listing(dataset_config) -> Listing:
   ignored = tuple(i for i in ignored if _class_of(i[0]).lower() in index)
   return _check_not_empty(
       Listing(tag + "_lists", root, origin, tuple(names), entries["train"],
-              entries["test"], ignored, tuple(missing)),
+              entries["test"], ignored, tuple(missing),
+              tuple(lists.values())),
       "check the split lists")
 
 
@@ -236,8 +279,9 @@ def _class_of(rel: str) -> str:
   return parts[0]
 
 
-def _csv_listing(csv_path, root, origin, tag, test_fraction) -> Listing:
-  rows, missing = [], []
+def read_csv_rows(csv_path: str) -> list:
+  """[(path, label, split, line number)] of a `path,label[,split]` CSV."""
+  rows = []
   with open(csv_path, newline="", encoding="utf-8-sig") as f:
     for n, row in enumerate(csv.reader(f), 1):
       row = [c.strip() for c in row]
@@ -251,9 +295,19 @@ def _csv_listing(csv_path, root, origin, tag, test_fraction) -> Listing:
         raise VidjaxError(f"{csv_path}:{n}: split {row[2]!r} is not train/"
                           "test/val")
       rows.append((row[0], row[1], split, n))
+  return rows
+
+
+def csv_class_names(rows) -> tuple:
+  """The CSV's labels, sorted (numerically if all are integers)."""
   labels = {r[1] for r in rows}
   numeric = all(re.fullmatch(r"-?\d+", x) for x in labels)
-  names = tuple(sorted(labels, key=int if numeric else str))
+  return tuple(sorted(labels, key=int if numeric else str))
+
+
+def _csv_listing(csv_path, root, origin, tag, test_fraction) -> Listing:
+  rows, missing = read_csv_rows(csv_path), []
+  names = csv_class_names(rows)
   index = {n: i for i, n in enumerate(names)}
   resolve, kept = PathResolver(root), []
   for rel, label, split, n in rows:
@@ -277,5 +331,6 @@ def _csv_listing(csv_path, root, origin, tag, test_fraction) -> Listing:
     train, test = deterministic_split(per_class, names, test_fraction)
   return _check_not_empty(
       Listing(tag + "_csv_" + slug(os.path.basename(csv_path), 20), root,
-              origin, names, tuple(train), tuple(test), (), tuple(missing)),
+              origin, names, tuple(train), tuple(test), (), tuple(missing),
+              (csv_path,)),
       f"check {csv_path}")

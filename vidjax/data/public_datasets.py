@@ -35,6 +35,10 @@ file is a one-line VidjaxError naming the file expected and where.
   template to an id string; an entry's class is its `template` with the
   brackets removed ("Putting [something] on a surface" -> "Putting something
   on a surface"). train.json is the train split, validation.json the test one.
+
+`CLASS_NAMES[name](cfg)` gives a dataset's class names (equal to its
+Listing's) from the class annotation file alone: classInd.txt, the HMDB split
+file names, train.csv's labels, labels.json; no video is looked at.
 """
 from __future__ import annotations
 
@@ -77,7 +81,8 @@ def _first_file(name: str, manual: str, filename: str, folders) -> str:
                  f"the official annotation file {filename}")
 
 
-def _listing(name, split, root, manual, class_names, rows) -> Listing:
+def _listing(name, split, root, manual, class_names, rows,
+             annotations=()) -> Listing:
   """rows: (split, listed relative path, label, where listed)."""
   resolve = PathResolver(root) if not callable(root) else root
   out, missing = {"train": [], "test": []}, []
@@ -96,7 +101,29 @@ def _listing(name, split, root, manual, class_names, rows) -> Listing:
   return Listing(f"{name}_split{split}", root_dir,
                  f"config.dataset.manual_dir={manual} ({name})",
                  tuple(class_names), tuple(out["train"]), tuple(out["test"]),
-                 (), tuple(missing))
+                 (), tuple(missing), tuple(annotations))
+
+
+def _ucf_class_ids(cfg) -> tuple:
+  """(classInd.txt path, {class: 0-based id}, names in id order)."""
+  manual = existing_dir(cfg.get("manual_dir", ""), "manual_dir")
+  path = _expect(os.path.join(manual, "ucfTrainTestlist", "classInd.txt"),
+                 "ucf101", "UCF101TrainTestSplits-RecognitionTask.zip's "
+                 "classInd.txt")
+  ids = {}
+  with open(path) as f:
+    for line in f:
+      if line.strip():
+        num, cls = line.split()
+        ids[cls] = int(num) - 1
+  names = [c for c, _ in sorted(ids.items(), key=lambda kv: kv[1])]
+  if [ids[c] for c in names] != list(range(len(names))):
+    raise VidjaxError(f"{path}: ids are not 1..{len(names)}")
+  return path, ids, tuple(names)
+
+
+def ucf101_class_names(cfg) -> tuple:
+  return _ucf_class_ids(cfg)[2]
 
 
 def ucf101(cfg) -> Listing:
@@ -110,15 +137,7 @@ def ucf101(cfg) -> Listing:
                         ("test", f"testlist0{split}.txt"))}
   root = _first_dir("ucf101", manual, ("UCF-101", "UCF101"),
                     "the video folder of UCF101.rar (UCF-101/<Class>/*.avi)")
-  ids = {}
-  with open(files["classes"]) as f:
-    for line in f:
-      if line.strip():
-        num, cls = line.split()
-        ids[cls] = int(num) - 1
-  names = [c for c, _ in sorted(ids.items(), key=lambda kv: kv[1])]
-  if [ids[c] for c in names] != list(range(len(names))):
-    raise VidjaxError(f"{files['classes']}: ids are not 1..{len(names)}")
+  _, ids, names = _ucf_class_ids(cfg)
   lower = {c.lower(): i for c, i in ids.items()}
   rows = []
   for s in ("train", "test"):
@@ -133,10 +152,12 @@ def ucf101(cfg) -> Listing:
           raise VidjaxError(f"{files[s]}:{n}: class of {rel!r} is not in "
                             "classInd.txt")
         rows.append((s, rel, lower[cls], f"{base}:{n}"))
-  return _listing("ucf101", split, root, manual, names, rows)
+  return _listing("ucf101", split, root, manual, names, rows,
+                  files.values())
 
 
-def hmdb51(cfg) -> Listing:
+def _hmdb_split_files(cfg) -> tuple:
+  """(manual_dir, split, [split files], class names) of hmdb51."""
   manual = existing_dir(cfg.get("manual_dir", ""), "manual_dir")
   split = _split_number(cfg, "hmdb51")
   split_dir = _expect(os.path.join(manual, "testTrainMulti_7030_splits"),
@@ -146,8 +167,17 @@ def hmdb51(cfg) -> Listing:
   if not split_files:
     raise VidjaxError(f"hmdb51: expected <class>_test_split{split}.txt files "
                       f"in {split_dir} (config.dataset.manual_dir)")
-  names = [os.path.basename(p)[:-len(f"_test_split{split}.txt")]
-           for p in split_files]
+  names = tuple(os.path.basename(p)[:-len(f"_test_split{split}.txt")]
+                for p in split_files)
+  return manual, split, split_files, names
+
+
+def hmdb51_class_names(cfg) -> tuple:
+  return _hmdb_split_files(cfg)[3]
+
+
+def hmdb51(cfg) -> Listing:
+  manual, split, split_files, names = _hmdb_split_files(cfg)
   if os.path.isdir(os.path.join(manual, names[0])):
     root = manual
   else:
@@ -166,7 +196,7 @@ def hmdb51(cfg) -> Listing:
           rows.append(("train" if parts[1] == "1" else "test",
                        f"{cls}/{parts[0]}", label,
                        f"{os.path.basename(path)}:{n}"))
-  return _listing("hmdb51", split, root, manual, names, rows)
+  return _listing("hmdb51", split, root, manual, names, rows, split_files)
 
 
 class _StemResolver:
@@ -197,21 +227,33 @@ class _StemResolver:
     return found[0]
 
 
+_K400_FOLDERS = ("kinetics400", "annotations", "")
+
+
+def _k400_table(path: str) -> list:
+  """[(line number, row dict)] of a Kinetics CSV, its header checked."""
+  with open(path, newline="") as f:
+    reader = csv.DictReader(f)
+    need = {"label", "youtube_id", "time_start", "time_end"}
+    if not need <= set(reader.fieldnames or ()):
+      raise VidjaxError(f"{path}: expected the header label,youtube_id,"
+                        f"time_start,time_end,split; got {reader.fieldnames}")
+    return list(enumerate(reader, 2))
+
+
+def kinetics400_class_names(cfg) -> tuple:
+  """The sorted labels of train.csv (only its label column is used)."""
+  manual = existing_dir(cfg.get("manual_dir", ""), "manual_dir")
+  path = _first_file("kinetics400", manual, "train.csv", _K400_FOLDERS)
+  return tuple(sorted({r["label"] for _, r in _k400_table(path)}))
+
+
 def kinetics400(cfg) -> Listing:
   manual = existing_dir(cfg.get("manual_dir", ""), "manual_dir")
   split = _split_number(cfg, "kinetics400", (1,))
-  folders = ("kinetics400", "annotations", "")
-  csvs = {s: _first_file("kinetics400", manual, f, folders)
+  csvs = {s: _first_file("kinetics400", manual, f, _K400_FOLDERS)
           for s, f in (("train", "train.csv"), ("test", "validate.csv"))}
-  tables = {}
-  for s, path in csvs.items():
-    with open(path, newline="") as f:
-      reader = csv.DictReader(f)
-      need = {"label", "youtube_id", "time_start", "time_end"}
-      if not need <= set(reader.fieldnames or ()):
-        raise VidjaxError(f"{path}: expected the header label,youtube_id,"
-                          f"time_start,time_end,split; got {reader.fieldnames}")
-      tables[s] = [(n, r) for n, r in enumerate(reader, 2)]
+  tables = {s: _k400_table(path) for s, path in csvs.items()}
   names = sorted({r["label"] for _, r in tables["train"]})
   index = {c: i for i, c in enumerate(names)}
   rows = []
@@ -229,23 +271,42 @@ def kinetics400(cfg) -> Listing:
   missing = tuple((rel.split("|", 1)[1] + ".mp4", why)
                   for rel, why in listing.missing)
   return Listing(listing.tag, listing.root, listing.origin,
-                 listing.class_names, listing.train, listing.test, (), missing)
+                 listing.class_names, listing.train, listing.test, (), missing,
+                 tuple(csvs.values()))
+
+
+_SSV2 = "something_something_v2"
+
+
+def _ssv2_file(manual: str, key: str) -> str:
+  return _first_file(_SSV2, manual, f"something-something-v2-{key}.json",
+                     ("labels", ""))
+
+
+def _ssv2_class_ids(manual: str) -> tuple:
+  """({template: id}, names in id order) of labels.json."""
+  path = _ssv2_file(manual, "labels")
+  with open(path) as f:
+    ids = {t: int(i) for t, i in json.load(f).items()}
+  names = [t for t, _ in sorted(ids.items(), key=lambda kv: kv[1])]
+  if [ids[t] for t in names] != list(range(len(names))):
+    raise VidjaxError(f"{path}: ids are not 0..{len(names) - 1}")
+  return ids, tuple(names)
+
+
+def something_something_v2_class_names(cfg) -> tuple:
+  return _ssv2_class_ids(existing_dir(cfg.get("manual_dir", ""),
+                                      "manual_dir"))[1]
 
 
 def something_something_v2(cfg) -> Listing:
-  name = "something_something_v2"
+  name = _SSV2
   manual = existing_dir(cfg.get("manual_dir", ""), "manual_dir")
   split = _split_number(cfg, name, (1,))
   root = _first_dir(name, manual, ("20bn-something-something-v2",),
                     "the video folder (20bn-something-something-v2/<id>.webm)")
-  files = {k: _first_file(name, manual, f"something-something-v2-{k}.json",
-                          ("labels", ""))
-           for k in ("labels", "train", "validation")}
-  with open(files["labels"]) as f:
-    ids = {t: int(i) for t, i in json.load(f).items()}
-  names = [t for t, _ in sorted(ids.items(), key=lambda kv: kv[1])]
-  if [ids[t] for t in names] != list(range(len(names))):
-    raise VidjaxError(f"{files['labels']}: ids are not 0..{len(names) - 1}")
+  files = {k: _ssv2_file(manual, k) for k in ("labels", "train", "validation")}
+  ids, names = _ssv2_class_ids(manual)
   rows = []
   for s, key in (("train", "train"), ("test", "validation")):
     with open(files[key]) as f:
@@ -257,8 +318,11 @@ def something_something_v2(cfg) -> Listing:
         raise VidjaxError(f"{files[key]}: video {e['id']}: template "
                           f"{template!r} is not in {files['labels']}")
       rows.append((s, f"{e['id']}.webm", ids[template], f"{base} id {e['id']}"))
-  return _listing(name, split, root, manual, names, rows)
+  return _listing(name, split, root, manual, names, rows, files.values())
 
 
 LISTINGS = {"ucf101": ucf101, "hmdb51": hmdb51, "kinetics400": kinetics400,
             "something_something_v2": something_something_v2}
+CLASS_NAMES = {"ucf101": ucf101_class_names, "hmdb51": hmdb51_class_names,
+               "kinetics400": kinetics400_class_names,
+               "something_something_v2": something_something_v2_class_names}

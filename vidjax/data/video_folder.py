@@ -10,8 +10,17 @@ access): each video is decoded with PyAV (FFmpeg: any container/codec it
 reads), frames resized to short side `resize_short` (cv2 INTER_AREA), optionally
 subsampled to `fps`, and stored ONCE as JPEG bytes (`jpeg_quality`) in a
 sequence feature. Training never touches the original files; a clip decodes
-only the JPEGs it samples (`decode.LazyVideo`). Build workers: threads
-(`build_workers`, 0 = one per CPU).
+only the JPEGs it samples (`decode.LazyVideo`). Decoding runs in worker
+processes (`build_workers`, 0 = one per core) that stage each video's result
+in `<tag>_<hash>/staging/`, so a killed build resumes where it stopped; the
+TFDS assembly reads the staged parts while they decode (`prepare.py`).
+`tools/prepare_data.py` runs this before training; the main job runs the same
+code when it finds no build.
+
+Opening: `load` lists the raw tree, opens (or builds) the build, then records
+it in a manifest (`prepared.py`); `open_prepared` opens a build from its
+manifest alone, with no listing of the raw tree (`datasets.load` tries it
+first).
 
 Cache: `<data_dir>/video_folder/<tag>_<hash>/1.0.0/`, `<tag>` naming the
 source (e.g. `video_folder_myclips`, `ucf101_split1`) and `<hash>` the first 12
@@ -29,57 +38,27 @@ dataset's folder, and returned as `Report`.
 """
 from __future__ import annotations
 
-import collections
-import concurrent.futures
 import dataclasses
 import hashlib
 import json
 import os
+import shutil
+import tempfile
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
+from tensorflow_datasets.core.utils import tqdm_utils  # noqa: E402
 
-from vidjax.data import decode  # noqa: E402
+from vidjax.data import decode, prepare, prepared  # noqa: E402
+from vidjax.data.build_report import (  # noqa: E402,F401 (Report: API)
+    PRINT_LIMIT, SPLITS, BuildSummary, Report, make_report, save_report)
 from vidjax.data.listing import Listing  # noqa: E402
 from vidjax.errors import VidjaxError  # noqa: E402
 
-SPLITS = ("train", "test")
 INDEX_FILE, REPORT_FILE = "vidjax_index.json", "vidjax_report.txt"
-PRINT_LIMIT = 200  # report lines printed per section (the file has them all)
-
-
-@dataclasses.dataclass
-class Report:
-  """What a build left out, and why. Each list holds (path, reason)."""
-  name: str
-  num_videos: dict
-  skipped: list
-  ignored: list
-  missing: list
-  empty_classes: list
-  where: str = ""
-
-  def lines(self, limit: int | None = None) -> list:
-    out = [f"{self.name}: " + ", ".join(
-        f"{n} {s} videos" for s, n in self.num_videos.items())]
-    for title, rows in (("videos skipped", self.skipped),
-                        ("non-video files ignored", self.ignored),
-                        ("listed videos missing", self.missing)):
-      if rows:
-        out.append(f"{len(rows)} {title}:")
-        out += [f"  {p} — {why}" for p, why in rows[:limit]]
-        if limit is not None and len(rows) > limit:
-          out.append(f"  ... {len(rows) - limit} more in {self.where}")
-    if self.empty_classes:
-      out.append(f"{len(self.empty_classes)} classes with no usable video "
-                 "(kept, so label ids stay fixed):")
-      out += [f"  {c}" for c in self.empty_classes]
-    return out
-
-  def __str__(self) -> str:
-    return "\n".join(self.lines())
 
 
 @dataclasses.dataclass(eq=False)
@@ -89,6 +68,8 @@ class VideoFolderConfig(tfds.core.BuilderConfig):
   fps: float = 0.0
   jpeg_quality: int = 90
   workers: int = 0
+  stager: "prepare.Stager | None" = dataclasses.field(default=None,
+                                                      repr=False)
 
 
 class VideoFolder(tfds.core.GeneratorBasedBuilder):
@@ -117,46 +98,23 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
     del dl_manager
     self._built = {s: [] for s in SPLITS}
     self._skipped, self._finished = [], set()
+    self.video_seconds = 0.0
     return {s: self._generate_examples(s) for s in SPLITS}
 
   def _generate_examples(self, split):
-    import tqdm  # noqa: PLC0415
-    cfg = self.builder_config
-    entries = getattr(cfg.listing, split)
-    workers = cfg.workers if cfg.workers > 0 else (os.cpu_count() or 1)
-
-    def work(entry):
-      path = os.path.join(cfg.listing.root, entry[0])
-      try:
-        return decode.decode_to_jpegs(path, cfg.resize_short, cfg.fps,
-                                      cfg.jpeg_quality)
-      except decode.BadVideo as e:
-        return str(e)
-      except Exception as e:  # noqa: BLE001 - one bad file never stops a build
-        return f"unexpected error: {type(e).__name__}: {e}"
-
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool, tqdm.tqdm(
-        total=len(entries), desc=f"decoding {split} videos",
-        unit="video") as bar:
-      pending, it = collections.deque(), iter(enumerate(entries))
-      while True:
-        while len(pending) < 2 * workers:
-          nxt = next(it, None)
-          if nxt is None:
-            break
-          pending.append((nxt, pool.submit(work, nxt[1])))
-        if not pending:
-          break
-        (key, (rel, label)), future = pending.popleft()
-        out = future.result()
-        bar.update()
-        if isinstance(out, str):
-          self._skipped.append((rel, out))
-          continue
-        self._built[split].append((rel, label, len(out["frames"])))
-        yield key, {"frames": out["frames"], "height": out["height"],
-                    "width": out["width"], "fps": out["fps"], "label": label,
-                    "path": rel}
+    """Reads the staged videos (`prepare.Stager`) in listing order."""
+    stager = self.builder_config.stager
+    for key, (rel, label) in enumerate(getattr(self.builder_config.listing,
+                                               split)):
+      out = stager.result(rel)
+      if "skip" in out:
+        self._skipped.append((rel, out["skip"]))
+        continue
+      self._built[split].append((rel, label, len(out["frames"])))
+      self.video_seconds += prepare.duration(out)
+      yield key, {"frames": out["frames"], "height": out["height"],
+                  "width": out["width"], "fps": out["fps"], "label": label,
+                  "path": rel}
     self._finished.add(split)
 
   def _download_and_prepare(self, dl_manager, download_config):
@@ -180,14 +138,19 @@ class _NoUsableVideo(Exception):
     self.splits = splits
 
 
+def source_sizes(listing: Listing) -> dict:
+  """{relative path: file size} of every listed video (one stat each)."""
+  return {p: os.path.getsize(os.path.join(listing.root, p))
+          for s in SPLITS for p, _ in getattr(listing, s)}
+
+
 def fingerprint(listing: Listing, resize_short: int, fps: float,
-                jpeg_quality: int) -> str:
+                jpeg_quality: int, sizes: dict | None = None) -> str:
   """12 hex digits naming a build (see the module docstring)."""
-  def rows(entries):
-    return [(p, y, os.path.getsize(os.path.join(listing.root, p)))
-            for p, y in entries]
+  sizes = source_sizes(listing) if sizes is None else sizes
   key = json.dumps({"root": listing.root, "classes": list(listing.class_names),
-                    "train": rows(listing.train), "test": rows(listing.test),
+                    "train": [(p, y, sizes[p]) for p, y in listing.train],
+                    "test": [(p, y, sizes[p]) for p, y in listing.test],
                     "resize_short": int(resize_short), "fps": float(fps),
                     "jpeg_quality": int(jpeg_quality), "version": "1.0.0"})
   return hashlib.sha1(key.encode()).hexdigest()[:12]
@@ -231,29 +194,27 @@ class VideoSource:
 def open_listing(listing: Listing, *, data_dir: str | None = None,
                  resize_short: int = 128, fps: float = 0.0,
                  jpeg_quality: int = 90, min_frames: int = 1,
-                 workers: int = 0, verbose: bool = True):
-  """Builds `listing` if needed; returns (train, test, Report)."""
+                 workers: int = 0, verbose: bool = True,
+                 estimate_after: float = 60.0):
+  """Builds `listing` if needed; returns (train, test, Report).
+
+  `workers`: decoding processes (<= 0: one per core); `estimate_after`:
+  seconds before the size / time-left estimate line."""
   if resize_short < 0 or fps < 0 or not 1 <= jpeg_quality <= 100:
     raise VidjaxError(
         "config.dataset.resize_short/fps must be >= 0 and jpeg_quality in "
         f"[1, 100], got {resize_short}/{fps}/{jpeg_quality}")
-  digest = fingerprint(listing, resize_short, fps, jpeg_quality)
-  name = f"{listing.tag}_{digest}"
+  sizes = source_sizes(listing)
+  digest = fingerprint(listing, resize_short, fps, jpeg_quality, sizes)
   config = VideoFolderConfig(
-      name=name, listing=listing, resize_short=int(resize_short),
-      fps=float(fps), jpeg_quality=int(jpeg_quality), workers=int(workers),
+      name=f"{listing.tag}_{digest}", listing=listing,
+      resize_short=int(resize_short), fps=float(fps),
+      jpeg_quality=int(jpeg_quality), workers=int(workers),
       description=listing.origin)
   builder = VideoFolder(config=config, data_dir=data_dir or None)
-  built_now = not builder.is_prepared()
-  try:
-    builder.download_and_prepare(file_format="array_record")
-  except _NoUsableVideo as e:
-    report = _report(listing, builder, {s: [] for s in SPLITS},
-                     builder._skipped, min_frames)
-    print("\n".join(report.lines(PRINT_LIMIT)))
-    raise VidjaxError(
-        f"{listing.origin}: no usable video in the {'/'.join(e.splits)} "
-        f"split ({len(builder._skipped)} skipped, report above)") from None
+  summary = None
+  if not builder.is_prepared():
+    summary = _build(builder, sizes, min_frames, verbose, estimate_after)
   index_path = os.path.join(builder.data_dir, INDEX_FILE)
   try:
     with open(index_path) as f:
@@ -261,66 +222,148 @@ def open_listing(listing: Listing, *, data_dir: str | None = None,
   except (OSError, ValueError):
     raise VidjaxError(f"{index_path} is missing or unreadable; delete "
                       f"{builder.data_dir} to rebuild") from None
+  train, test, report = _open(
+      builder, index["splits"], index["skipped"], min_frames,
+      listing.class_names, listing.ignored, listing.missing, listing.origin)
+  report.build = summary
+  if verbose:
+    print("\n".join(report.lines(PRINT_LIMIT)) if summary else
+          f"{report.lines()[0]} (cached; {len(report.skipped)} skipped, "
+          f"{len(report.missing)} missing: {report.where})")
+    if summary:
+      print(summary.line(report.name), flush=True)
+  return train, test, report
+
+
+def _build(builder, sizes, min_frames, verbose, estimate_after):
+  """Decodes (worker processes, resumable) and assembles the TFDS build.
+
+  Returns its BuildSummary, or None if another process built it meanwhile."""
+  cfg = builder.builder_config
+  listing, name_dir = cfg.listing, os.path.dirname(builder.data_dir)
+  local = "://" not in name_dir
+  staging = (os.path.join(name_dir, "staging") if local else os.path.join(
+      tempfile.gettempdir(), "vidjax_staging", cfg.name))
+  lock = os.path.join(name_dir if local else staging, ".lock")
+  with prepare.build_lock(lock, f"{builder.name}/{cfg.name}"):
+    if builder.is_prepared():
+      return None
+    if local:  # what a killed TFDS assembly left behind
+      for entry in os.listdir(name_dir):
+        if entry.startswith("incomplete."):
+          shutil.rmtree(os.path.join(name_dir, entry), ignore_errors=True)
+    workers = cfg.workers if cfg.workers > 0 else prepare.default_workers()
+    settings = {"resize_short": cfg.resize_short, "fps": cfg.fps,
+                "jpeg_quality": cfg.jpeg_quality}
+    rels = [p for s in SPLITS for p, _ in getattr(listing, s)]
+    t0 = time.perf_counter()
+    bars = getattr(tqdm_utils, "_active", True)
+    tfds.display_progress_bar(False)  # one bar: the Stager's
+    empty = None
+    with prepare.Stager(listing.root, rels, staging, settings, workers, sizes,
+                        estimate_after, verbose) as stager:
+      cfg.stager = stager
+      try:
+        builder.download_and_prepare(file_format="array_record")
+      except _NoUsableVideo as e:
+        empty = e.splits
+      finally:
+        cfg.stager = None
+        tfds.display_progress_bar(bars)
+    stager.discard()  # complete, or nothing to resume: same files, same skips
+  if empty:
+    report = make_report(
+        f"{builder.name}/{cfg.name}", listing.class_names, listing.ignored,
+        listing.missing, {s: [] for s in SPLITS}, builder._skipped,
+        os.path.join(builder.data_dir, REPORT_FILE))
+    print("\n".join(report.lines(PRINT_LIMIT)))
+    raise VidjaxError(
+        f"{listing.origin}: no usable video in the {'/'.join(empty)} split "
+        f"({len(builder._skipped)} skipped, report above)")
+  kept = sum(len(rows) for rows in builder._built.values())
+  disk = sum(os.path.getsize(os.path.join(d, f))
+             for d, _, files in os.walk(builder.data_dir) for f in files) \
+      if local else 0
+  return BuildSummary(
+      videos=kept, decoded=stager.decoded, resumed=stager.resumed,
+      skipped=len(builder._skipped), workers=stager.processes,
+      seconds=time.perf_counter() - t0, disk_bytes=disk,
+      video_seconds=builder.video_seconds)
+
+
+def open_prepared(dataset_config, min_frames: int, verbose: bool = True):
+  """(train, test, Report, class names) of a prepared build, read from its
+  manifest (vidjax/data/prepared.py) without listing the raw tree; None when
+  there is no valid manifest."""
+  manifest = prepared.read(dataset_config)
+  if manifest is None:
+    return None
+  builder = tfds.builder_from_directory(manifest["build_dir"])
+  train, test, report = _open(
+      builder, manifest["splits"], manifest["skipped"], min_frames,
+      manifest["class_names"], manifest["ignored"], manifest["missing"],
+      manifest["origin"], name=manifest["name"],
+      where=os.path.join(manifest["build_dir"], REPORT_FILE))
+  if verbose:
+    print(f"{report.lines()[0]} (prepared; {len(report.skipped)} skipped, "
+          f"{len(report.missing)} missing: {report.where})")
+  return train, test, report, list(manifest["class_names"])
+
+
+def _open(builder, splits, skipped, min_frames, class_names, ignored,
+          missing, origin, name=None, where=None):
+  """Sources of a complete build from its index rows; its Report, saved."""
   sources, kept = {}, {}
   for s in SPLITS:
-    rows = index["splits"][s]
+    rows = splits[s]
     keep = [i for i, r in enumerate(rows) if r[2] >= min_frames]
     kept[s] = [rows[i] for i in keep]
     sources[s] = VideoSource(builder.as_data_source(split=s), keep, kept[s])
-  report = _report(listing, builder, kept, index["skipped"] + [
-      (r[0], f"{r[2]} frames < config.dataset.min_frames={min_frames}")
-      for s in SPLITS for r in index["splits"][s] if r[2] < min_frames],
-      min_frames)
-  _save(report)
-  if verbose:
-    print("\n".join(report.lines(PRINT_LIMIT)) if built_now else
-          f"{report.lines()[0]} (cached; {len(report.skipped)} skipped, "
-          f"{len(report.missing)} missing: {report.where})")
+  report = make_report(
+      name or f"{builder.name}/{builder.builder_config.name}", class_names,
+      ignored, missing, kept, list(skipped) + [
+          (r[0], f"{r[2]} frames < config.dataset.min_frames={min_frames}")
+          for s in SPLITS for r in splits[s] if r[2] < min_frames],
+      where or os.path.join(builder.data_dir, REPORT_FILE))
+  save_report(report)
   for s in SPLITS:
     if not len(sources[s]):
       raise VidjaxError(
-          f"{listing.origin}: no usable video in the {s} split "
+          f"{origin}: no usable video in the {s} split "
           f"({len(report.skipped)} skipped; report: {report.where})")
   return sources["train"], sources["test"], report
 
 
-def _report(listing, builder, kept, skipped, min_frames) -> Report:
-  used = {r[1] for rows in kept.values() for r in rows}
-  return Report(
-      name=f"{builder.name}/{builder.builder_config.name}",
-      num_videos={s: len(kept[s]) for s in SPLITS},
-      skipped=[tuple(x) for x in skipped], ignored=list(listing.ignored),
-      missing=list(listing.missing),
-      empty_classes=[c for i, c in enumerate(listing.class_names)
-                     if i not in used],
-      where=os.path.join(builder.data_dir, REPORT_FILE))
-
-
-def _save(report: Report):
-  """Writes the report next to the data (not if that folder is read-only)."""
-  text = str(report) + "\n"
-  try:
-    if os.path.exists(report.where):
-      with open(report.where) as f:
-        if f.read() == text:
-          return
-    tmp = f"{report.where}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-      f.write(text)
-    os.replace(tmp, report.where)
-  except OSError:
-    pass
-
-
-def load(dataset_config, listing: Listing, verbose: bool = True):
-  """(train, test, Report) of `listing` with config.dataset's settings."""
-  cfg = dataset_config
+def _min_frames(cfg) -> int:
   min_frames = int(cfg.get("min_frames", -1))
-  if min_frames <= 0:
-    min_frames = int(cfg.num_frames)
-  return open_listing(
-      listing, data_dir=cfg.get("data_dir", "") or None,
-      resize_short=int(cfg.get("resize_short", 128)),
+  return min_frames if min_frames > 0 else int(cfg.num_frames)
+
+
+def load(dataset_config, listing: Listing, verbose: bool = True,
+         workers: int | None = None, estimate_after: float = 60.0):
+  """(train, test, Report) of `listing` with config.dataset's settings; the
+  build (made if needed) is then recorded in a manifest (prepared.py).
+  `workers`: None = config.dataset.build_workers."""
+  cfg = dataset_config
+  data_dir = prepared.data_dir(cfg)
+  train, test, report = open_listing(
+      listing, data_dir=data_dir, resize_short=int(cfg.get("resize_short", 128)),
       fps=float(cfg.get("fps", 0.0)),
-      jpeg_quality=int(cfg.get("jpeg_quality", 90)), min_frames=min_frames,
-      workers=int(cfg.get("build_workers", 0)), verbose=verbose)
+      jpeg_quality=int(cfg.get("jpeg_quality", 90)),
+      min_frames=_min_frames(cfg),
+      workers=int(cfg.get("build_workers", 0) if workers is None else workers),
+      verbose=verbose, estimate_after=estimate_after)
+  build_dir = os.path.dirname(report.where)
+  with open(os.path.join(build_dir, INDEX_FILE)) as f:
+    index = json.load(f)
+  try:
+    prepared.write(
+        cfg, build=os.path.relpath(build_dir, data_dir), name=report.name,
+        origin=listing.origin, class_names=listing.class_names,
+        splits=index["splits"], skipped=index["skipped"],
+        ignored=listing.ignored, missing=listing.missing,
+        annotations=listing.annotations)
+  except OSError as e:
+    if verbose:
+      print(f"note: could not save the prepared-dataset manifest ({e})")
+  return train, test, report
