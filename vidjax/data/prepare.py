@@ -57,10 +57,12 @@ def staged_path(staging: str, rel: str) -> str:
                       hashlib.sha1(rel.encode()).hexdigest()[:24] + ".pkl")
 
 
-def write_atomic(path: str, data: bytes):
+def stage(path: str, result: dict):
+  """Writes a staged result atomically (tmp + os.replace): a reader sees the
+  whole file or none."""
   tmp = f"{path}.tmp{os.getpid()}_{threading.get_ident()}"
   with open(tmp, "wb") as f:
-    f.write(data)
+    pickle.dump(result, f, protocol=5)
   os.replace(tmp, path)
 
 
@@ -98,7 +100,7 @@ def stage_video(task: dict) -> dict:
   except Exception as e:  # noqa: BLE001 - one bad file never stops a build
     result = {"skip": f"unexpected error: {type(e).__name__}: "
                       f"{decode._one_line(e, task['path'])}"}
-  write_atomic(task["out"], pickle.dumps(result, protocol=5))
+  stage(task["out"], result)
   log = os.environ.get(DECODE_LOG_ENV)
   if log:
     with open(log, "a") as f:
@@ -166,7 +168,7 @@ class WorkerPool:
     why = (f"signal {-code}" if code < 0 else f"exit status {code}")
     result = {"skip": f"the decoder process died on it ({why}, "
                       f"{_RETRIES} attempts)"}
-    write_atomic(task["out"], pickle.dumps(result, protocol=5))
+    stage(task["out"], result)
     return result
 
   def submit(self, task: dict) -> concurrent.futures.Future:

@@ -347,7 +347,8 @@ def load(dataset_config, listing: Listing, verbose: bool = True,
   cfg = dataset_config
   data_dir = prepared.data_dir(cfg)
   train, test, report = open_listing(
-      listing, data_dir=data_dir, resize_short=int(cfg.get("resize_short", 128)),
+      listing, data_dir=data_dir,
+      resize_short=int(cfg.get("resize_short", 128)),
       fps=float(cfg.get("fps", 0.0)),
       jpeg_quality=int(cfg.get("jpeg_quality", 90)),
       min_frames=_min_frames(cfg),
