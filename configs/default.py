@@ -42,6 +42,11 @@ def get_config():
   config.dataset.flip = False       # off for direction-sensitive classes
   config.dataset.mean = (0.5, 0.5, 0.5)
   config.dataset.std = (0.25, 0.25, 0.25)
+  # The classes of the model's head, in head order, for an init_from
+  # checkpoint whose meta does not name them (a converted checkpoint's
+  # config.py sets its id2label); the head is matched to the data's classes
+  # by name (vidjax/head_remap.py). (): the checkpoint's own names, if any.
+  config.dataset.class_names = ()
   config.dataset.num_workers = 4    # threads reading and sampling clips
   config.dataset.prefetch = 4       # batches ready ahead of the train step
 

@@ -333,3 +333,151 @@ def test_videomae_release_layout(tmp_path, pretrain, nest):
     assert abs(got_loss - want_loss) <= TOL
   else:
     _check_parity(hf, converted)
+
+
+# ---- the written config: the model's own input and class names --------------
+
+def _load_written_config(out):
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(f"cfg_{abs(hash(str(out)))}",
+                                                os.path.join(out, "config.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+@pytest.mark.parametrize("classes,dataset,stride,views,flip", [
+    (400, "kinetics400", 4, (5, 3), True),
+    (174, "something_something_v2", 2, (2, 3), False)])
+def test_written_config_runs_the_model_at_its_own_input(
+    tmp_path, classes, dataset, stride, views, flip):
+  """A K400 / SSv2 VideoMAE (16 frames, the HF processor's preprocessor
+  config saved beside it): the crop is the model's image size, frames are
+  stored large enough that no view upsamples them, the test resize is the
+  processor's shortest edge, mean/std the processor's, stride and test views
+  the paper's (and the paper configs'), id2label carried in id order."""
+  names = {i: f"action {i}" for i in range(classes)}  # "action 10" > "9"
+  cfg = transformers.VideoMAEConfig(**dict(
+      TINY, patch_size=8, tubelet_size=2, num_frames=16, id2label=names))
+  torch.manual_seed(0)
+  transformers.VideoMAEForVideoClassification(cfg).save_pretrained(
+      tmp_path / "hf")
+  imagenet = dict(image_mean=[0.485, 0.456, 0.406],
+                  image_std=[0.229, 0.224, 0.225])
+  transformers.VideoMAEImageProcessor(
+      size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32},
+      **imagenet).save_pretrained(tmp_path / "hf")
+  out = convert.save(convert.convert(str(tmp_path / "hf"), "hf_videomae"),
+                     str(tmp_path / "out"))
+  config = _load_written_config(out)
+  d = config.dataset
+  assert d.name == dataset
+  assert (d.num_frames, d.crop_size, d.frame_stride) == (16, 32, stride)
+  assert d.test_resize_short == d.train_resize_short == 36
+  assert d.resize_short == (320 if dataset == "kinetics400" else 240)
+  assert d.resize_short >= d.test_resize_short >= d.crop_size
+  assert d.flip is flip
+  assert (config.num_test_clips, config.num_test_crops) == views
+  np.testing.assert_allclose(d.mean, imagenet["image_mean"])
+  np.testing.assert_allclose(d.std, imagenet["image_std"])
+  assert d.class_names == tuple(f"action {i}" for i in range(classes))
+  with open(os.path.join(out, "config.json")) as f:
+    assert json.load(f)["dataset"]["class_names"][:11][-1] == "action 10"
+
+
+@pytest.mark.parametrize("model,dataset,config_name", [
+    ("videomae", "kinetics400", "videomae_finetune:k400_vit_b"),
+    ("videomae", "something_something_v2", "videomae_finetune:ssv2_vit_b"),
+    ("timesformer", "kinetics400", "timesformer:k400"),
+    ("vivit_spatiotemporal", "kinetics400", "vivit_spatiotemporal:k400")])
+def test_paper_input_table_agrees_with_the_paper_configs(model, dataset,
+                                                         config_name):
+  """The converter's paper facts (stride, flip, test views) are those of the
+  repo's config of the same paper."""
+  import importlib
+  from vidjax.convert import paper_input
+  module, arg = config_name.split(":")
+  paper = importlib.import_module(f"configs.{module}").get_config(arg)
+  assert paper.dataset.name == dataset
+  data = dict(num_classes={"kinetics400": 400}.get(dataset, 174),
+              num_frames=paper.dataset.num_frames, crop_size=224)
+  fields = paper_input.dataset_fields(model, data)
+  assert fields["frame_stride"] == paper.dataset.frame_stride
+  assert fields["flip"] is paper.dataset.flip
+  assert paper_input.test_views(model, data) == dict(
+      num_test_clips=paper.num_test_clips,
+      num_test_crops=paper.num_test_crops)
+
+
+def test_processor_normalisation_matches_transformers(tmp_path):
+  """ViViT's processor rescales to [-1, 1] (offset) and then normalises with
+  0.5 / 0.5: the written mean/std give transformers' pixel values exactly;
+  its short side 256 is the test resize."""
+  processor = transformers.VivitImageProcessor()
+  processor.save_pretrained(tmp_path)
+  from vidjax.convert import common
+  fields = common.read_preprocessing(str(tmp_path))
+  assert fields["test_resize_short"] == 256
+  rng = np.random.RandomState(0)
+  video = [rng.randint(0, 256, (8, 8, 3)).astype(np.uint8) for _ in range(2)]
+  want = processor(video, do_resize=False, do_center_crop=False,
+                   return_tensors="np")["pixel_values"][0]
+  from vidjax.steps import normalize
+  got = np.asarray(normalize(np.stack(video), fields["mean"], fields["std"]))
+  assert np.abs(got - want.transpose(0, 2, 3, 1)).max() < 1e-5
+  assert np.abs(want).max() > 1.5  # not the [-1, 1] of mean 0.5 / std 0.5
+
+
+def _train_passes_class_names() -> bool:
+  """Whether vidjax/train.py wires the class names (init_from head remap,
+  class_names.json, named predictions) -- the lead's part."""
+  import inspect
+  from vidjax import train
+  return "write_class_names" in inspect.getsource(train)
+
+
+@pytest.mark.skipif(not _train_passes_class_names(),
+                    reason="vidjax/train.py does not pass class names yet")
+def test_written_config_runs_on_a_video_folder_of_two_of_its_classes(
+    tmp_path, capsys):
+  """The written config of a converted 8-class VideoMAE (Kinetics names) on
+  real-format videos of 2 of its classes (folders spelt otherwise, other
+  order) through train.train_and_evaluate, 1 step at learning rate 0: frames
+  are stored at the written short side (320), the head is its 2 PyTorch rows
+  by name, class_names.json and named predictions come out."""
+  from test_video_folder import make_tree
+  from vidjax import train
+  from vidjax.data import datasets
+  names = ["abseiling", "air drumming", "answering questions", "applauding",
+           "applying cream", "archery", "arm wrestling", "arranging flowers"]
+  cfg = transformers.VideoMAEConfig(**dict(
+      TINY, num_hidden_layers=1, patch_size=8, tubelet_size=2,
+      id2label=dict(enumerate(names))))
+  torch.manual_seed(0)
+  hf = _randomize(transformers.VideoMAEForVideoClassification(cfg))
+  hf.save_pretrained(tmp_path / "hf")
+  out = convert.save(convert.convert(str(tmp_path / "hf"), "hf_videomae"),
+                     str(tmp_path / "out"))
+  config = _load_written_config(out)
+  assert (config.dataset.crop_size, config.dataset.resize_short) == (32, 320)
+  config.dataset.update(dict(
+      name="video_folder", data_dir=str(tmp_path / "tfds"), num_workers=2,
+      path=make_tree(tmp_path / "v", per_class=5,
+                     classes=("Archery", "Air_Drumming"))))
+  config.update(dict(num_train_steps=1, batch_size=8, eval_batch_size=8,
+                     log_every_steps=1, eval_every_steps=1,
+                     checkpoint_every_steps=1))
+  config.optimizer.learning_rate = 0.0
+  workdir = str(tmp_path / "work")
+  result = train.train_and_evaluate(config, workdir)
+  assert result["eval/num_videos"] == 2
+  data = datasets.load(config.dataset)
+  assert min(data.test[0]["video"].shape[1:3]) == 320
+  with open(os.path.join(workdir, "class_names.json")) as f:
+    assert json.load(f) == ["Air_Drumming", "Archery"]  # sorted folders
+  params, _, _ = checkpoint.load_pretrained(workdir)
+  rows = hf.classifier.weight.detach().numpy()[[1, 5]]
+  np.testing.assert_allclose(params["head"]["kernel"], rows.T, atol=1e-6)
+  printed = capsys.readouterr().out
+  assert "2 of 2 data classes matched the checkpoint's 8 classes" in printed
+  assert "true 'Air_Drumming'; predicted" in printed

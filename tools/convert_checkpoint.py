@@ -14,11 +14,18 @@ override what is inferred (num_attention_heads, num_frames, image_size,
 hidden_act, layer_norm_eps; for VideoMAE also decoder_num_attention_heads,
 mask_ratio, norm_pix_loss).
 
-Writes DIR/checkpoints/0 (load it with --config.init_from.checkpoint_path=DIR),
-DIR/config.json (model options, dataset fields) and DIR/config.py (a vidjax
-config: `python -m vidjax.main --config=DIR/config.py --workdir=RUN`).
-Prints one JSON line: the output folder, model, parameter count, source keys
-left unused.
+Writes DIR/checkpoints/0 (load it with --config.init_from.checkpoint_path=DIR;
+its meta holds the head's class names, transformers' id2label),
+DIR/config.json (model options, dataset fields, test views, class names) and
+DIR/config.py (a vidjax config: `python -m vidjax.main --config=DIR/config.py
+--workdir=RUN`) that runs the model at its own input: crop = its image size,
+frames stored at a short side no view upsamples (320 for Kinetics), the
+processor's test resize and mean/std, the paper's frame stride and test
+views (vidjax/convert/paper_input.py). On a dataset whose class names match
+the head's (any order, or a subset), the head predicts them before any
+training (vidjax/head_remap.py).
+Prints one JSON line: the output folder, model, parameter count, class
+count and names found, the written dataset fields, source keys left unused.
 """
 import json
 
@@ -46,12 +53,18 @@ def run(source: str, fmt: str, out: str, config_path: str = "") -> dict:
   converted = convert.convert(source, fmt, config_path)
   path = convert.save(converted, out)
   dataset = convert.dataset_fields(converted)
+  shown = ("name", "num_frames", "frame_stride", "crop_size", "resize_short",
+           "test_resize_short")
   report = {
       "out": path, "format": fmt, "model": converted.model["name"],
       "params": int(sum(np.size(x) for x in jax.tree.leaves(
           converted.params))),
       "num_classes": converted.data["num_classes"],
-      "dataset": dataset["name"], "unused_keys": converted.unused,
+      "class_names": len(converted.data.get("class_names", ())),
+      "dataset": dataset["name"],
+      "dataset_fields": {k: dataset[k] for k in shown if k in dataset},
+      "test_views": convert.top_fields(converted),
+      "unused_keys": converted.unused,
   }
   if convert.head_note(converted):
     report["note"] = convert.head_note(converted)

@@ -1,12 +1,13 @@
 """Checkpoints with orbax: save every N steps, keep K, resume, init_from.
 
 Each checkpoint step holds two items: `state` (the whole TrainState) and `meta`
-(JSON: the config, the model name and every parameter's shape). `meta` lets a
-resume or `init_from` check compatibility and name the mismatched parameters
-before any array is read. Orbax writes a step into a temporary folder and
-renames it when complete, so an interrupted save never replaces a good one:
-a process killed mid-save leaves a `<step>.orbax-checkpoint-tmp-*` folder
-that `latest_step()` never lists and the next run's manager deletes.
+(JSON: the config, the model name, every parameter's shape and the head's
+class names). `meta` lets a resume or `init_from` check compatibility and
+name the mismatched parameters before any array is read. Orbax writes a step
+into a temporary folder and renames it when complete, so an interrupted save
+never replaces a good one: a process killed mid-save leaves a
+`<step>.orbax-checkpoint-tmp-*` folder that `latest_step()` never lists and
+the next run's manager deletes.
 A failed write (disk full, read-only) becomes one VidjaxError naming the
 folder and the last complete checkpoint, and parameters that are not finite
 are never written.
@@ -126,10 +127,15 @@ def _fault_after_save(step: int):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def make_meta(config, params) -> dict:
+def make_meta(config, params, class_names=()) -> dict:
+  """A checkpoint's `meta` item. `class_names`: the classes of the model's
+  head in row order (the run's data classes; a converted model's
+  `id2label`), so that `init_from` can match the head to another run's data
+  by name (vidjax/head_remap.py); [] when unknown."""
   return {"model": config.model.name,
           "config": json.loads(config.to_json_best_effort()),
-          "param_shapes": flat_shapes(params)}
+          "param_shapes": flat_shapes(params),
+          "class_names": [str(n) for n in class_names or ()]}
 
 
 def check_shapes(saved: dict, wanted: dict, where: str):

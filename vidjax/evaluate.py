@@ -3,7 +3,18 @@
 Reports clip-level (`eval/clip_top1`, `eval/clip_top5`) and video-level
 (`eval/top1`, `eval/top5`, from the mean logits of each video's views)
 accuracy, and the clip-level cross-entropy `eval/loss`.
+
+Per-video predictions with class names: `predict_videos` (each video's
+softmax probabilities averaged over its views), `format_predictions` (one
+line per video: path, true class, top-k classes with probabilities) and
+`write_class_names` (WORKDIR/class_names.json, one name per label id).
 """
+import dataclasses
+import json
+import os
+from typing import Iterable, Optional, Sequence
+
+import jax
 import numpy as np
 
 from vidjax import sharding
@@ -25,8 +36,13 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def predict(state, eval_step, loader: EvalLoader, mesh, num_workers: int = 4,
             prefetch: int = 4):
   """Logits and labels of every test view, in view order (padding dropped)."""
+  return _predict_batches(state, eval_step,
+                          loader.iterate(num_workers, prefetch), mesh)
+
+
+def _predict_batches(state, eval_step, batches: Iterable[dict], mesh):
   outputs = []
-  for batch in loader.iterate(num_workers, prefetch):
+  for batch in batches:
     arrays = sharding.put_batch(batch, mesh)
     # Keep the device arrays; fetch once at the end (no per-batch host sync).
     outputs.append((eval_step(state, {"video": arrays["video"]}),
@@ -56,3 +72,80 @@ def multiview_metrics(logits: np.ndarray, labels: np.ndarray,
 def evaluate(state, eval_step, loader: EvalLoader, mesh, **kwargs) -> dict:
   logits, labels = predict(state, eval_step, loader, mesh, **kwargs)
   return multiview_metrics(logits, labels, loader.views_per_video)
+
+
+CLASS_NAMES_FILE = "class_names.json"
+
+
+def write_class_names(workdir: str, class_names: Sequence[str]) -> str:
+  """Writes WORKDIR/class_names.json: a JSON list, the name of label id i at
+  index i (process 0 writes; others return the path). Returns the path."""
+  path = os.path.join(workdir, CLASS_NAMES_FILE)
+  if jax.process_index() == 0:
+    with open(path, "w") as f:
+      json.dump([str(n) for n in class_names], f, indent=0)
+  return path
+
+
+@dataclasses.dataclass
+class VideoPredictions:
+  videos: np.ndarray  # [V] test video index (position in the test split)
+  probs: np.ndarray   # [V, classes] softmax probabilities, mean over views
+  labels: np.ndarray  # [V] true label ids
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+  z = np.exp(logits - logits.max(-1, keepdims=True))
+  return z / z.sum(-1, keepdims=True)
+
+
+def video_probabilities(logits: np.ndarray, labels: np.ndarray,
+                        views_per_video: int) -> VideoPredictions:
+  """Per-video mean-over-views probabilities from video-major view logits."""
+  probs = softmax(logits.astype(np.float64)).reshape(
+      -1, views_per_video, logits.shape[-1]).mean(1)
+  return VideoPredictions(np.arange(len(probs)), probs,
+                          labels[::views_per_video])
+
+
+def predict_videos(state, eval_step, loader: EvalLoader, mesh,
+                   count: Optional[int] = None, num_workers: int = 4,
+                   prefetch: int = 4) -> VideoPredictions:
+  """Predictions for the first `count` test videos (None: all), running only
+  the eval batches that hold their views. Every process must call it (the
+  batches are global arrays)."""
+  num_videos = len(loader.source)
+  count = num_videos if count is None else min(int(count), num_videos)
+  views = count * loader.views_per_video
+  if count == num_videos:
+    logits, labels = predict(state, eval_step, loader, mesh, num_workers,
+                             prefetch)
+  else:
+    batches = (loader.batch(b)
+               for b in range(-(-views // loader.global_batch)))
+    logits, labels = _predict_batches(state, eval_step, batches, mesh)
+  return video_probabilities(logits[:views], labels[:views],
+                             loader.views_per_video)
+
+
+def format_predictions(predictions: VideoPredictions,
+                       class_names: Sequence[str] = (),
+                       paths: Optional[Sequence[str]] = None,
+                       top: int = 3) -> str:
+  """One line per video: index, path, true class and the `top` predicted
+  classes with their probabilities, e.g.
+  `test video 0 (cat/cat4.mp4): true 'cat'; predicted 'cat' 0.912, 'dog'
+  0.088`. Label ids stand in for missing names."""
+  def name(i: int) -> str:
+    return repr(str(class_names[i])) if i < len(class_names) else f"#{i}"
+
+  lines = []
+  for video, probs, label in zip(predictions.videos, predictions.probs,
+                                 predictions.labels):
+    order = np.argsort(-probs, kind="stable")[:top]
+    where = f" ({paths[video]})" if paths is not None and video < len(
+        paths) else ""
+    shown = ", ".join(f"{name(int(c))} {probs[c]:.3f}" for c in order)
+    lines.append(f"test video {int(video)}{where}: true {name(int(label))}; "
+                 f"predicted {shown}")
+  return "\n".join(lines)

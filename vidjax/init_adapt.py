@@ -25,16 +25,20 @@
   The source's token grid is read from the checkpoint's saved config.
 * Encoder layer layouts: scanned (`layers/`, stacked on axis 0) and unrolled
   (`block_0..`) trees are converted to whichever the model uses.
+* The classification head, given the run's data class names: matched to
+  them by name (`vidjax.head_remap`), the checkpoint's head classes read from
+  its meta (`class_names`), else its saved config's or this config's
+  `config.dataset.class_names` (whichever has one name per head row).
 """
 import os
 from collections.abc import Mapping
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from vidjax import checkpoint
+from vidjax import checkpoint, head_remap
 from vidjax.errors import VidjaxError
 from vidjax.layers.embedding import TUBELET_INITS, inflate_patch_kernel
 from vidjax.layers.posemb import SPATIAL_METHODS, resize_posemb, square_grid
@@ -135,22 +139,32 @@ def _map_many(fn, trees):
   return fn(*trees)
 
 
-def read_source_config(where: str) -> Optional[ml_collections.ConfigDict]:
-  """The config saved with a vidjax checkpoint step folder (None if absent)."""
+def read_source_meta(where: str) -> dict:
+  """The meta saved with a vidjax checkpoint step folder ({} if absent)."""
   directory, step = os.path.split(os.path.abspath(where))
   if not step.isdigit():
-    return None
+    return {}
   manager = checkpoint._manager(directory, create=False)  # pylint: disable=protected-access
   try:
     meta = manager.restore(int(step), args=ocp.args.Composite(
         meta=ocp.args.JsonRestore())).meta
   except Exception:  # pylint: disable=broad-except
-    return None
+    return {}
   finally:
     manager.close()
-  if not meta or "config" not in meta:
-    return None
-  return ml_collections.ConfigDict(meta["config"])
+  return dict(meta or {})
+
+
+def head_class_names(meta: dict, config, num_rows: Optional[int] = None):
+  """The checkpoint head's class names: its meta's `class_names`, else its
+  saved config's or `config`'s dataset.class_names; the first with
+  `num_rows` names (any, if None); () if none."""
+  saved = (meta.get("config") or {}).get("dataset") or {}
+  for names in (meta.get("class_names"), saved.get("class_names"),
+                config.dataset.get("class_names", ())):
+    if names and (num_rows is None or len(names) == num_rows):
+      return tuple(str(n) for n in names)
+  return ()
 
 
 def _layout_of(config) -> Dict[tuple, Tuple[tuple, int]]:
@@ -219,12 +233,15 @@ def _option(config, key, default, choices):
 
 
 def adapt_pretrained(config, loaded: dict, target: dict, where: str = "",
-                     log: Callable = print) -> dict:
+                     log: Callable = print,
+                     class_names: Sequence[str] = ()) -> dict:
   """Rewrites a loaded params tree for the configured model (module docstring).
 
   `target`: the model's freshly initialised params (names and shapes);
   `where`: the checkpoint step folder (its saved config gives the source's
-  token grids). Returns a new tree for `checkpoint.merge_pretrained`.
+  token grids, its meta the head's class names); `class_names`: the run's
+  data classes in label order (the head is matched to them by name).
+  Returns a new tree for `checkpoint.merge_pretrained`.
   """
   tubelet_init = _option(config, "tubelet_init", "central_frame",
                          TUBELET_INITS)
@@ -237,7 +254,9 @@ def adapt_pretrained(config, loaded: dict, target: dict, where: str = "",
   notes = []
   image_vit = np.ndim(_get(loaded, ("embedding", "kernel"))) == 4 and (
       "transformer" in loaded)
-  src_config = read_source_config(where) if where else None
+  meta = read_source_meta(where) if where else {}
+  src_config = (ml_collections.ConfigDict(meta["config"]) if "config" in meta
+                else None)
   src_layout = {}
   if src_config is not None:
     try:
@@ -258,4 +277,9 @@ def adapt_pretrained(config, loaded: dict, target: dict, where: str = "",
     notes += more
   for line in notes:
     log(f"  init_from: {line}")
+  if class_names:
+    rows = head_remap.head_rows(loaded)
+    loaded = head_remap.remap_head(
+        loaded, target, head_class_names(meta, config, rows), class_names,
+        log)
   return loaded

@@ -5,9 +5,13 @@ model.safetensors / pytorch_model.bin) or one state dict file, maps every
 tensor onto the vidjax model of the same architecture (one module per
 family: `timesformer`, `vivit`, `videomae`) and returns the parameters with
 the vidjax model options and data facts (frames, crop, classes, mean/std)
-derived from the source. `save(converted, out)` writes a checkpoint that
-`config.init_from.checkpoint_path` loads, plus `config.json` and `config.py`
-(a vidjax config building the matching model, init_from set).
+derived from the source, and the head's class names (`id2label`).
+`save(converted, out)` writes a checkpoint that
+`config.init_from.checkpoint_path` loads (its meta holds the class names,
+so a run's head is matched to its data's classes by name:
+vidjax/head_remap.py), plus `config.json` and `config.py` (a vidjax config
+building the matching model at its own input: `paper_input.py`; init_from
+set; `config.dataset.class_names` = the head's classes).
 """
 import dataclasses
 import json
@@ -16,21 +20,18 @@ from typing import List
 
 import numpy as np
 
-from vidjax.convert import common
+from vidjax.convert import common, paper_input
 from vidjax.errors import VidjaxError
 
 FORMATS = common.FORMATS
-# Class count -> the public dataset with that many classes (config.dataset).
-_DATASETS = {400: "kinetics400", 174: "something_something_v2",
-             101: "ucf101", 51: "hmdb51", 487: "sports1m",
-             8: "synthetic_motion"}
 
 
 @dataclasses.dataclass
 class Converted:
   params: dict       # nested numpy float32, the vidjax model's tree
   model: dict        # config.model (name + constructor options)
-  data: dict         # num_frames, crop_size, num_classes, channels, mean, std
+  data: dict         # num_frames, crop_size, num_classes, channels, mean,
+                     # std, test_resize_short, class_names (head row order)
   unused: List[str]  # source keys no vidjax parameter came from
   source: str
   fmt: str
@@ -55,6 +56,8 @@ def convert(source: str, fmt: str, config_path: str = "") -> Converted:
   state, hf_config, where = common.read_source(source, config_path)
   params, model, data, unused = family.convert(state, hf_config, where, fmt)
   data.update(common.read_preprocessing(source))
+  data["class_names"] = common.read_class_names(hf_config,
+                                                data["num_classes"])
   converted = Converted(params, model, data, unused, source, fmt)
   check_fits(converted)
   return converted
@@ -88,12 +91,13 @@ def check_fits(converted: Converted):
 
 
 def dataset_fields(converted: Converted) -> dict:
-  d = converted.data
-  fields = dict(name=_DATASETS.get(d["num_classes"], "synthetic_motion"),
-                num_frames=d["num_frames"], crop_size=d["crop_size"])
-  if "mean" in d:
-    fields.update(mean=list(d["mean"]), std=list(d["std"]))
-  return fields
+  """config.dataset fields: the model's own input (paper_input.py)."""
+  return paper_input.dataset_fields(converted.model["name"], converted.data)
+
+
+def top_fields(converted: Converted) -> dict:
+  """Top-level config fields: the paper's test views."""
+  return paper_input.test_views(converted.model["name"], converted.data)
 
 
 def build_config(converted: Converted, checkpoint_path: str = ""):
@@ -105,6 +109,8 @@ def build_config(converted: Converted, checkpoint_path: str = ""):
     config.model[key] = list(value) if isinstance(value, tuple) else value
   for key, value in dataset_fields(converted).items():
     config.dataset[key] = tuple(value) if isinstance(value, list) else value
+  for key, value in top_fields(converted).items():
+    config[key] = value
   config.task = task(converted)
   config.init_from.checkpoint_path = checkpoint_path
   return config
@@ -120,7 +126,7 @@ def head_note(converted: Converted) -> str:
   """Why the converted head may not load into the written config ('' if it
   does)."""
   classes = converted.data["num_classes"]
-  if not classes or classes in _DATASETS:
+  if not classes or classes in paper_input.DATASETS:
     return ""
   return (f"no vidjax dataset has {classes} classes: config.py trains on "
           "synthetic_motion (8), so init_from keeps its fresh 8-way head; "
@@ -132,8 +138,14 @@ _CONFIG_PY = '''"""vidjax config of {source}
 
   python -m vidjax.main --config={here}/config.py --workdir=RUN_DIR
 
-configs/default.py plus the converted model (config.json), starting from the
-converted weights (init_from = this folder).
+configs/default.py plus the converted model and its own input
+(config.json: crop = the model's image size, frames stored at a short side
+no view upsamples, the processor's test resize and mean/std, the paper's
+frame stride and test views; config.dataset.class_names = the head's
+classes), starting from the converted weights (init_from = this folder).
+On your own videos: --config.dataset.name=video_folder
+--config.dataset.path=DIR; a head whose class names match the data's (any
+order, or a subset) predicts them before any training.
 """
 import json
 import os
@@ -152,6 +164,8 @@ def get_config(arg: str = ""):
     config.model[key] = value
   for key, value in saved["dataset"].items():
     config.dataset[key] = tuple(value) if isinstance(value, list) else value
+  for key, value in saved.get("config", {{}}).items():
+    config[key] = value
   config.task = saved["task"]
   config.init_from.checkpoint_path = HERE
   return config
@@ -170,7 +184,8 @@ def save(converted: Converted, out: str) -> str:
   manager = ocp.CheckpointManager(os.path.join(out, "checkpoints"),
                                   options=ocp.CheckpointManagerOptions(
                                       create=True))
-  meta = make_meta(config, converted.params)
+  meta = make_meta(config, converted.params,
+                   converted.data.get("class_names", ()))
   meta["converted_from"] = {"source": os.path.abspath(converted.source),
                             "format": converted.fmt}
   manager.save(0, args=ocp.args.Composite(
@@ -182,7 +197,7 @@ def save(converted: Converted, out: str) -> str:
            for k, v in converted.model.items()}
   with open(os.path.join(out, "config.json"), "w") as f:
     json.dump({"model": model, "dataset": dataset_fields(converted),
-               "task": task(converted),
+               "config": top_fields(converted), "task": task(converted),
                "num_classes": converted.data["num_classes"],
                "source": os.path.abspath(converted.source),
                "format": converted.fmt}, f, indent=1)

@@ -18,6 +18,7 @@ reported in one line.
 import dataclasses
 import json
 import os
+import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -230,18 +231,83 @@ def read_source(source: str, config_path: str = "") -> Tuple[dict, dict, str]:
 
 
 def read_preprocessing(source: str) -> dict:
-  """image_mean / image_std of a transformers model directory, if saved."""
+  """What the transformers processor saved with a model does to a frame, as
+  vidjax dataset fields (empty without a processor file).
+
+  `preprocessor_config.json` (image processors) or
+  `video_preprocessor_config.json` (video processors): frames are resized so
+  their short side is `size["shortest_edge"]` (an int `size` means the same;
+  `{"height", "width"}`: its smaller side) -> `test_resize_short`; then
+  rescaled (`rescale_factor` r, minus 127.5 r with ViViT's `offset`) and
+  normalised with `image_mean` m / `image_std` s. vidjax normalises [0, 1]
+  pixels u as (u - mean) / std, so mean = (c + m) / (255 r) and
+  std = s / (255 r) with c the offset: VideoMAE's r = 1/255 gives m, s;
+  ViViT's r = 1/127.5 with offset gives (1 + m) / 2, s / 2.
+  """
   if not os.path.isdir(source):
     return {}
   for name in ("preprocessor_config.json", "video_preprocessor_config.json"):
     path = os.path.join(source, name)
-    if os.path.isfile(path):
+    if not os.path.isfile(path):
+      continue
+    try:
       with open(path) as f:
         data = json.load(f)
-      if "image_mean" in data and "image_std" in data:
-        return {"mean": tuple(data["image_mean"]),
-                "std": tuple(data["image_std"])}
+    except (OSError, ValueError) as e:
+      raise VidjaxError(f"{path}: cannot read JSON ({e})")
+    out = {}
+    short = _shortest_edge(data.get("size")) if data.get(
+        "do_resize", True) else 0
+    if short:
+      out["test_resize_short"] = short
+    if "image_mean" in data and "image_std" in data:
+      out.update(_mean_std(data))
+    return out
   return {}
+
+
+def _shortest_edge(size) -> int:
+  if isinstance(size, (int, float)):
+    return int(size)
+  if isinstance(size, dict):
+    if "shortest_edge" in size:
+      return int(size["shortest_edge"])
+    if "height" in size and "width" in size:
+      return int(min(size["height"], size["width"]))
+  return 0
+
+
+def _mean_std(data: dict) -> dict:
+  """The processor's rescale + normalisation as mean/std of [0, 1] pixels."""
+  scale = float(data.get("rescale_factor", 1 / 255)) if data.get(
+      "do_rescale", True) else 1.0
+  video_vivit = data.get("video_processor_type") == "VivitVideoProcessor"
+  offset = 127.5 * scale if data.get("offset", video_vivit) else 0.0
+  mean, std = data["image_mean"], data["image_std"]
+  if not data.get("do_normalize", True):
+    mean, std = 0.0, 1.0
+  per_channel = lambda v: [float(v)] * 3 if np.ndim(v) == 0 else [  # noqa
+      float(x) for x in v]
+  return {"mean": tuple((offset + m) / (255 * scale)
+                        for m in per_channel(mean)),
+          "std": tuple(s / (255 * scale) for s in per_channel(std))}
+
+
+def read_class_names(hf_config: dict, num_classes: int) -> Tuple[str, ...]:
+  """The head's class names, in row order, from a transformers config's
+  `id2label` ({"0": "abseiling", ...}); () when absent, not one name per
+  head row, or transformers' placeholders ("LABEL_0", ...)."""
+  id2label = hf_config.get("id2label") or {}
+  try:
+    items = sorted((int(k), str(v)) for k, v in id2label.items())
+  except (TypeError, ValueError, AttributeError):
+    return ()
+  if not num_classes or [k for k, _ in items] != list(range(num_classes)):
+    return ()
+  names = tuple(v for _, v in items)
+  if all(re.fullmatch(r"LABEL_\d+", n) for n in names):
+    return ()
+  return names
 
 
 def strip_prefix(state: dict, prefixes: Sequence[str]) -> dict:
