@@ -147,10 +147,21 @@ def synthetic_recipe(config, num_train_steps: int = 2400,
 
   8 frames at stride 2, 32x32 crops of `synthetic_motion`, batch 64, AdamW
   2e-3 with warm-up and cosine decay, weight decay 0.05, clipping at 1.
+
+  On real videos (`--config.dataset.name=video_folder`, public datasets) the
+  crop sees the whole frame: frames are stored with their short side at the
+  crop size (area-averaged once at build, so no aliasing) and resized to it
+  at train and test, so the random (test: centre) 32-px crop spans the whole
+  short side, not a 32-px window of 128-px frames (issue #15). On
+  `synthetic_motion`, rendered at 32x32, these are exact no-ops (the builder
+  ignores resize_short; a resize to the same size is a slice).
   """
   config.dataset.num_frames = 8
   config.dataset.frame_stride = 2
   config.dataset.crop_size = 32
+  config.dataset.resize_short = 32
+  config.dataset.train_resize_short = 32
+  config.dataset.test_resize_short = 32
   config.batch_size = 64
   config.num_train_steps = num_train_steps
   config.eval_every_steps = max(num_train_steps // 3, 1)
