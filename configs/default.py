@@ -88,6 +88,11 @@ def get_config():
   config.dataset.mix_switch_prob = 0.5    # cutmix instead of mixup when both on
   config.dataset.repeated_aug = 1         # k: each video k times per batch
   config.dataset.test_resize_short = 0    # test: short side before the crops; 0: stored
+  config.dataset.test_crop_size = 0       # test crops (px); 0: crop_size. CNNs
+                                          # test larger, fully convolutionally
+  # A resize of the stored frames by more than this factor (up) is an error
+  # before anything is built: store a larger short side (resize_short).
+  config.dataset.max_upsample = 1.15
 
   # Real-video datasets (video_folder / public): vidjax/data/video_folder.py.
   # name="video_folder": path=DIR/<class>/<videos>, split by train_list(+test_list)
@@ -178,12 +183,10 @@ def synthetic_recipe(config, num_train_steps: int = 2400,
 def resnet50_kinetics_recipe(config):
   """What the ResNet-50 video papers' Kinetics configs share (TSM, I3D-R50 /
   non-local, SlowFast): ResNet-50 widths and depths with a max-pooled stem,
-  224 crops with flip, dropout 0.5, batch 64, SGD momentum 0.9 with weight
-  decay 1e-4, 10 clips x 3 crops at test. Each config then sets its own
-  frames, schedule and learning rate.
+  dropout 0.5, batch 64, SGD momentum 0.9 with weight decay 1e-4. Each config
+  then sets its own frames, schedule, learning rate and data recipe
+  (configs/recipes.py: slowfast_kinetics or tsn_kinetics).
   """
-  config.dataset.crop_size = 224
-  config.dataset.flip = True
   config.model.widths = (64, 128, 256, 512)
   config.model.blocks_per_stage = (3, 4, 6, 3)
   config.model.stem_width = 64
@@ -191,8 +194,6 @@ def resnet50_kinetics_recipe(config):
   config.model.dropout_rate = 0.5
   config.batch_size = 64
   config.log_every_steps = 100
-  config.num_test_clips = 10
-  config.num_test_crops = 3
   config.optimizer.name = "sgd"
   config.optimizer.momentum = 0.9
   config.optimizer.weight_decay = 1e-4

@@ -18,7 +18,7 @@ cosine, batch 64, weight decay 1e-4: assumptions). Testing: the paper runs
 the net over the whole video (centre 224 crops) and averages the logits; here
 10 uniformly spaced 64-frame clips x 1 centre crop.
 """
-from configs import default
+from configs import default, recipes
 
 VARIANTS = ("", "k400")
 
@@ -45,6 +45,7 @@ def get_config(arg: str = ""):
 
 
 def _k400(config):
+  recipes.storage(config, recipes.KINETICS_SHORT_SIDE)
   config.dataset.name = "kinetics400"
   config.dataset.num_frames = 64
   config.dataset.frame_stride = 1

@@ -11,11 +11,13 @@ conv1 5x7x7 stride 2 in time, pool1/pool2 halving time: 28.0M parameters,
 33.1 G multiply-adds per view. Recipe (Sec. 4, "Training"): SGD momentum
 0.9, weight decay 1e-4, batch 64, lr 0.01 (the paper divides it by 10 at
 150k and 300k of 400k iterations, from ImageNet weights; here cosine over
-400k steps), dropout 0.5; test 10 clips x 3 crops.
+400k steps), dropout 0.5; data `recipes.slowfast_kinetics` (short side
+jittered in [256, 320], 224 crops, flip; test fully convolutionally at short
+side 256: 10 clips x 3 crops of 256).
 `configs/i3d_r50.py:nl_k400`: NL I3D-R50, the same with 5 non-local blocks
 (2 in res3, 3 in res4, every other residual block): 35.4M parameters, 41.3 G.
 """
-from configs import default
+from configs import default, recipes
 
 VARIANTS = ("", "k400", "nl_k400")
 NONLOCAL_5_BLOCKS = ((), (1, 3), (1, 3, 5), ())
@@ -49,6 +51,7 @@ def get_config(arg: str = ""):
 
 def _k400(config, nonlocal_blocks: bool):
   default.resnet50_kinetics_recipe(config)
+  recipes.slowfast_kinetics(config)
   config.dataset.name = "kinetics400"
   config.dataset.num_frames = 32
   config.dataset.frame_stride = 2

@@ -6,7 +6,7 @@ embedded `synthetic_motion` dataset, 8x32x32 clips, for a 2-core CPU.
 33.4M parameters. Recipe after the paper (Sec. 4.1): SGD, lr 0.01 (the paper
 divides it by 10 every 10 epochs; here cosine), 45 epochs, batch 32/GPU.
 """
-from configs import default
+from configs import default, recipes
 
 VARIANTS = ("", "k400")
 BLOCK = "3d"
@@ -45,6 +45,9 @@ def build(arg: str, name: str, block: str):
 
 
 def _k400(config):
+  # Frames stored at short side 128 (the paper's 128x171), random 112 crops,
+  # flip; test: centre 112 crops of 10 clips.
+  recipes.storage(config, recipes.RESNET3D_SHORT_SIDE)
   config.dataset.name = "kinetics400"
   config.dataset.num_frames = 16
   config.dataset.frame_stride = 1

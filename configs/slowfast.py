@@ -8,13 +8,14 @@ beta 1/4; inner widths 8..64, one bottleneck per stage, no stem pool for
 slow 4 frames for alpha 8, 8 for alpha 4), beta 1/8, time-strided
 convolution laterals (5x1x1; 7x1x1 for 8x8 as the released config). 34.5M /
 34.6M parameters. G multiply-adds per view: 36.1 / 65.7 at the paper's
-256x256 test crops (the published figures), 27.6 / 50.3 at the 224x224
-training crop set here (what tools/model_table shows). Recipe (Sec. 4 and
+256x256 test crops (the published figures, the test views here), 27.6 /
+50.3 at the 224x224 training crop (what tools/model_table shows). Recipe (Sec. 4 and
 appendix A.2, from scratch): SGD momentum 0.9, weight decay 1e-4, lr 1.6 at
 batch 1024 -> 0.1 at batch 64 (linear scaling), 34 warm-up epochs, half-period
-cosine, 196 epochs, dropout 0.5; test 10 clips x 3 crops.
+cosine, 196 epochs, dropout 0.5; data `recipes.slowfast_kinetics` (short
+side in [256, 320], 224 crops, flip; test 10 clips x 3 crops of 256).
 """
-from configs import default
+from configs import default, recipes
 
 VARIANTS = ("", "4x16", "8x8")
 PAPER = {"4x16": dict(alpha=8, lateral_kernel=5),
@@ -51,6 +52,7 @@ def get_config(arg: str = ""):
 
 def _k400(config, alpha: int, lateral_kernel: int):
   default.resnet50_kinetics_recipe(config)
+  recipes.slowfast_kinetics(config)
   config.dataset.name = "kinetics400"
   config.dataset.num_frames = 32
   config.dataset.frame_stride = 2   # tau / alpha: 16 / 8 and 8 / 4

@@ -8,12 +8,14 @@ residual shift of 1/8 + 1/8 channels in every block: 24.3M parameters (those
 of ResNet-50: the shift has none), 32.7 G multiply-adds per view (paper: 33).
 Recipe (Sec. 4.1): SGD momentum 0.9, batch 64, lr 0.01 (the paper divides it
 by 10 at epochs 40 and 80 of 100 from ImageNet weights; here cosine), weight
-decay 1e-4, dropout 0.5. The paper samples one frame per segment of the
+decay 1e-4, dropout 0.5; data `recipes.tsn_kinetics` (Kinetics stored at
+short side 320; TSN multi-scale crops of frames resized to 256, flip; test
+10 clips x 3 crops of 256). The paper samples one frame per segment of the
 whole video (TSN); here 8 frames at stride 8 (its "dense sampling" setting).
 `--config.model.shift_place=inplace` shifts the block input instead, `none`
 gives the TSN baseline with the same parameters.
 """
-from configs import default
+from configs import default, recipes
 
 VARIANTS = ("", "k400")
 
@@ -39,6 +41,7 @@ def get_config(arg: str = ""):
 
 def _k400(config):
   default.resnet50_kinetics_recipe(config)
+  recipes.tsn_kinetics(config)
   config.dataset.name = "kinetics400"
   config.dataset.num_frames = 8
   config.dataset.frame_stride = 8

@@ -14,7 +14,7 @@ ResNet-18 streams (NOT the paper's CNN-M-2048, whose parameter count the
 paper does not give), dropout 0.9 on the features as the paper uses for
 the temporal net; SGD momentum 0.9, batch 256, lr 1e-2 as in the paper.
 """
-from configs import default
+from configs import default, recipes
 
 VARIANTS = ("", "linear", "rgb", "flow", "ucf101")
 
@@ -50,6 +50,11 @@ def get_config(arg: str = ""):
 
 
 def _ucf101(config):
+  # Smallest side rescaled to 256, random 224 crops, flip (Sec. 6); the
+  # paper tests 25 evenly spaced frames x (4 corners + centre, flipped);
+  # here 25 clips x 3 crops (vidjax's crop sets: 1 or 3).
+  recipes.storage(config, recipes.UCF101_SHORT_SIDE)
+  config.num_test_clips, config.num_test_crops = 25, 3
   config.dataset.name = "ucf101"
   config.dataset.num_frames = 11
   config.dataset.frame_stride = 1

@@ -28,7 +28,7 @@ Masking off (the issue's speed comparison: a step at 0.9 vs one at 0.0,
 --config.model.mask_ratio=0.0`): every token goes through the encoder and
 the decoder reconstructs all of them.
 """
-from configs import default
+from configs import default, recipes
 
 VARIANTS = ("", "k400_vit_s", "k400_vit_b", "k400_vit_l", "ssv2_vit_b")
 
@@ -45,6 +45,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def set_encoder(model, size: str):
   """Sets the ViT-`size` encoder fields of `config.model`."""
   hidden, layers, heads = ENCODERS[size]
+  model.scan_layers = False  # True + remat: recompute each block's
+  model.remat = False        # activations in backward (see the README)
   model.patch_size = (2, 16, 16)
   model.hidden_size, model.num_layers, model.num_heads = hidden, layers, heads
   model.mlp_dim = 4 * hidden
@@ -59,6 +61,8 @@ def set_tiny_encoder(model):
 
 def set_video_input(config, dataset: str):
   """16 frames at 224 of Kinetics-400 (stride 4, flip) or SSv2 (2, no flip)."""
+  recipes.storage(config, recipes.KINETICS_SHORT_SIDE if dataset == "k400"
+                  else recipes.SSV2_SHORT_SIDE)
   d = config.dataset
   d.name = {"k400": "kinetics400", "ssv2": "something_something_v2"}[dataset]
   d.num_frames, d.crop_size = 16, 224

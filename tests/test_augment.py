@@ -374,25 +374,29 @@ def test_bad_augmentation_values_are_one_line_errors():
 def test_recipes_set_the_published_values():
   c = recipes.videomae_finetune(default.get_config())
   c.dataset.name = "kinetics400"
-  aug = ClipSpec.from_config(c.dataset).aug
+  aug = ClipSpec.from_config(c.dataset, num_classes=400).aug
   assert (aug.randaugment_num_ops, aug.randaugment_magnitude,
           aug.randaugment_magnitude_std) == (4, 7.0, 0.5)
   assert (aug.mixup_alpha, aug.cutmix_alpha, aug.random_erasing_prob,
           aug.repeated_aug, aug.num_classes) == (0.8, 1.0, 0.25, 2, 400)
   assert c.label_smoothing == 0.1
   assert (c.num_test_clips, c.num_test_crops) == (5, 3)
+  assert c.dataset.resize_short == 320  # VideoMAE stores Kinetics at 320
+  assert recipes.videomae_finetune(default.get_config(), ssv2=True
+                                   ).dataset.resize_short == 240
   c = recipes.slowfast_kinetics(default.get_config())
   aug = ClipSpec.from_config(c.dataset).aug
   assert (aug.train_resize_short, aug.train_resize_short_max) == (256, 320)
   assert c.dataset.flip and c.dataset.crop_size == 224
+  assert (c.dataset.test_resize_short, c.dataset.test_crop_size) == (256, 256)
+  assert (c.num_test_clips, c.num_test_crops) == (10, 3)
   c = recipes.vivit_kinetics(default.get_config())
   aug = ClipSpec.from_config(c.dataset).aug
   assert aug.scale_jitter == (0.9, 1.33) and aug.color_jitter == 0.8
   assert not ClipSpec.from_config(c.dataset).aug.mixing
-  c = recipes.vivit_ssv2(default.get_config())
-  c.dataset.name = "something_something_v2"
-  aug = ClipSpec.from_config(c.dataset).aug
-  assert (aug.mixup_alpha, aug.num_classes, c.label_smoothing) == (0.3, 174, .3)
+  c = recipes.tsn_kinetics(default.get_config())
+  assert (c.dataset.crop_mode, c.dataset.train_resize_short) == (
+      "multiscale", 256)
 
 
 def test_soft_label_loss_is_linear_in_the_target_and_matches_int_labels():

@@ -3,8 +3,9 @@ user sees.
 
 Command-line cases run `python -m vidjax.main` (they fail while parsing, so
 they are quick). Run-time cases call `train.train_and_evaluate` with
-`jax.jit` replaced by a tripwire: the error must come before anything is
-compiled. The last cases show the counted skips: one corrupt video in a
+`jax.jit` and the dataset build replaced by tripwires: the error must come
+before anything is compiled, and (except where only the data can tell)
+before any dataset is built or opened. The last cases show the counted skips: one corrupt video in a
 folder is named in the build report and the run goes on.
 """
 import os
@@ -167,8 +168,20 @@ def runtime_cases(data_dir, tmp):
           "'rgb+flow'"),
       "crop larger than the stored frames": lambda: (
           base(**{"dataset.crop_size": 48, "model.patch_size": (2, 8, 8)}),
-          run, "config.dataset.crop_size=48 is larger than the stored frames "
-          "(32x32)"),
+          run, "config.dataset.crop_size=48 is larger than the frames' short "
+          "side 32 (the 32x32 synthetic frames)"),
+      "stored frames upsampled": lambda: (
+          base(**{"dataset.crop_size": 48, "dataset.crop_mode": "resized",
+                  "dataset.test_crop_size": 16, "model.patch_size": (2, 8, 8)}),
+          run, "the 32x32 synthetic frames are too small for this recipe: "
+          "training would upsample the stored frames (short side 32) 1.50x "
+          "(resized crops of 48) > config.dataset.max_upsample=1.15"),
+      "a fixed class count that is not the data's": lambda: (
+          _with(base(), "model.num_classes", 400), run,
+          "config.model.num_classes=400 but the data has 8 classes; the "
+          "class count comes from the data: drop config.model.num_classes"),
+      "dataset without a builder": lambda: (
+          base(**{"dataset.name": "sports1m"}), run, None),
       "workdir is a file": lambda: (
           base(), _touch(tmp / "afile"), None),
       "missing dataset path": lambda: (
@@ -225,6 +238,8 @@ EXPECTED_KEY = {  # each message names the key / path at fault
     "unknown model": "config.model.name='vivit_factorised'",
     "unknown model option": "config.model.depth",
     "unknown dataset": "config.dataset.name='kinetics700'",
+    "dataset without a builder": "config.dataset.name='sports1m': vidjax "
+                                 "has no Sports-1M",
     "unknown optimizer": "config.optimizer.name",
     "mean with 2 values": "config.dataset.mean",
     "unknown modality": "config.dataset.modality",
@@ -244,7 +259,9 @@ RUNTIME_NAMES = [
     "unknown optimizer", "non-positive batch size", "two test crops",
     "flip on a direction-sensitive dataset",
     "label smoothing of 1", "mean with 2 values", "unknown modality",
-    "crop larger than the stored frames", "workdir is a file",
+    "crop larger than the stored frames", "stored frames upsampled",
+    "a fixed class count that is not the data's", "dataset without a builder",
+    "workdir is a file",
     "missing dataset path", "class folders without videos",
     "init_from path missing", "init_from folder without checkpoints",
     "init_from checkpoint of another model",
@@ -252,11 +269,18 @@ RUNTIME_NAMES = [
 ]
 
 
+# Only the data can tell these: every other case fails before the dataset
+# is built or opened (a second tripwire replaces train.load_data).
+AFTER_THE_BUILD = ("class folders without videos",)
+
+
 @pytest.mark.parametrize("case", RUNTIME_NAMES)
 def test_run_time_bad_input_fails_before_compiling(case, tiny_data_dir,
                                                    tmp_path, monkeypatch):
   config, workdir, expected = runtime_cases(tiny_data_dir, tmp_path)[case]()
   monkeypatch.setattr(train.jax, "jit", _tripwire)  # after any set-up runs
+  if case not in AFTER_THE_BUILD:
+    monkeypatch.setattr(train, "load_data", _build_tripwire)
   with pytest.raises(VidjaxError) as e:
     train.train_and_evaluate(config, workdir)
   message = str(e.value)
@@ -265,6 +289,10 @@ def test_run_time_bad_input_fails_before_compiling(case, tiny_data_dir,
     assert message == expected
   else:
     assert EXPECTED_KEY[case] in message, message
+
+
+def _build_tripwire(*args, **kwargs):
+  raise Compiled("the dataset was built or opened before the error")
 
 
 def _tripwire(*args, **kwargs):

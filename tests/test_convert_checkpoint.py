@@ -428,16 +428,6 @@ def test_processor_normalisation_matches_transformers(tmp_path):
   assert np.abs(want).max() > 1.5  # not the [-1, 1] of mean 0.5 / std 0.5
 
 
-def _train_passes_class_names() -> bool:
-  """Whether vidjax/train.py wires the class names (init_from head remap,
-  class_names.json, named predictions) -- the lead's part."""
-  import inspect
-  from vidjax import train
-  return "write_class_names" in inspect.getsource(train)
-
-
-@pytest.mark.skipif(not _train_passes_class_names(),
-                    reason="vidjax/train.py does not pass class names yet")
 def test_written_config_runs_on_a_video_folder_of_two_of_its_classes(
     tmp_path, capsys):
   """The written config of a converted 8-class VideoMAE (Kinetics names) on

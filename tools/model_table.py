@@ -12,7 +12,9 @@ A config module lists its named variants in `VARIANTS` (the default variant
 is ""); each row is `stem[:arg]`. GFLOPs are multiply-adds per view at batch 1
 (nothing is trained): `gflops` counts every conv/matmul in full as the papers
 do, `xla_gflops` is XLA's cost analysis of the compiled forward pass, which
-skips products on zero padding (see vidjax/costs.py).
+skips products on zero padding (see vidjax/costs.py). Rows on datasets vidjax
+does not build (Sports-1M, ImageNet) are architecture entries ("runnable":
+false): counted here, refused by vidjax.main with one line.
 """
 import glob
 import importlib
@@ -68,9 +70,12 @@ def config_rows():
 
 
 def row(name: str, config, flops: bool) -> dict:
+  from vidjax.preflight import NO_BUILDER  # noqa: PLC0415
   model, shape = costs.configured_model(config)
   out = {"config": name, "model": config.model.name,
-         "input_shape": list(shape), "params": costs.count_params(model, shape)}
+         "input_shape": list(shape), "params": costs.count_params(model, shape),
+         # False: an architecture entry (its dataset has no vidjax builder).
+         "runnable": config.dataset.name not in NO_BUILDER}
   four = lambda g: float(f"{g:.4g}")  # noqa: E731
   out["gflops"] = four(costs.kernel_gmacs(model, shape)) if flops else None
   out["xla_gflops"] = four(costs.forward_gmacs(model, shape)) if flops else None
@@ -101,8 +106,9 @@ def main(argv):
   for r in rows:
     flops, xla = ("-" if r[k] is None else f"{r[k]:.2f}"
                   for k in ("gflops", "xla_gflops"))
+    mark = "" if r["runnable"] else "  (architecture only)"
     print(f"{r['config']:38} {r['model']:32} {str(tuple(r['input_shape'])):18} "
-          f"{r['params']:>14,} {flops:>12} {xla:>11}")
+          f"{r['params']:>14,} {flops:>12} {xla:>11}{mark}")
 
 
 def print_papers(rows):

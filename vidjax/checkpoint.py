@@ -74,11 +74,15 @@ class Checkpointer:
     return VidjaxError(f"cannot write checkpoint {self.path(step)}: {first}; "
                        f"last complete checkpoint: {self.last_good()}")
 
+  def check_resumable(self, abstract_params, step: int):
+    """Raises unless checkpoint `step` holds this model's parameters (its
+    saved shapes only: nothing else is read)."""
+    check_shapes(self.meta(step).get("param_shapes", {}),
+                 flat_shapes(abstract_params), self.path(step))
+
   def restore(self, abstract_state: TrainState, step: int) -> TrainState:
     """Restores `step` into the structure/shardings of `abstract_state`."""
-    meta = self.meta(step)
-    check_shapes(meta.get("param_shapes", {}),
-                 flat_shapes(abstract_state.params), self.path(step))
+    self.check_resumable(abstract_state.params, step)
     restored = self.manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state)))
     return restored.state
@@ -174,6 +178,23 @@ def _resolve(path: str) -> Tuple[str, int]:
     raise VidjaxError(f"config.init_from.checkpoint_path={path} holds no "
                       "vidjax checkpoint (expected checkpoints/<step>/state)")
   return path, max(steps)
+
+
+def pretrained_param_shapes(path: str) -> Tuple[Optional[dict], str]:
+  """({"a/b/kernel": shape} from the checkpoint's meta, step folder), reading
+  no parameter arrays; (None, folder) for a checkpoint without saved shapes."""
+  directory, step = _resolve(path)
+  where = os.path.join(directory, str(step))
+  manager = _manager(directory, create=False)
+  try:
+    meta = manager.restore(step, args=ocp.args.Composite(
+        meta=ocp.args.JsonRestore())).meta or {}
+  except Exception:  # noqa: BLE001 - no meta item: check after loading
+    meta = {}
+  finally:
+    manager.close()
+  shapes = meta.get("param_shapes")
+  return ({k: tuple(v) for k, v in shapes.items()} if shapes else None), where
 
 
 def load_pretrained(path: str) -> Tuple[dict, dict, str]:

@@ -101,7 +101,10 @@ def remap_head(loaded: dict, target, head_names: Sequence[str],
     return loaded
   paths = [p for p in head_paths(loaded, len(head_names))
            if _get(target, p) is not None
-           and np.shape(_get(target, p))[-1] == len(data_names)]
+           and np.shape(_get(target, p))[-1] == len(data_names)
+           # a head of another input width (another model) stays unmatched
+           and np.shape(_get(target, p))[:-1]
+           == np.shape(_get(loaded, p))[:-1]]
   if not paths:
     log(f"  init_from: head: the checkpoint's {len(head_names)} class names "
         "name no head of this model; the head is loaded by shape")

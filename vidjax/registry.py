@@ -45,6 +45,12 @@ def build_model(model_config: Any, num_classes: int, **overrides):
   if not name:
     raise VidjaxError("config.model.name is missing")
   cls = get_model_class(name)
+  fixed = fields.pop("num_classes", None)
+  if fixed is not None and int(fixed) != num_classes:
+    raise VidjaxError(
+        f"config.model.num_classes={fixed} but the data has {num_classes} "
+        "classes; the class count comes from the data: drop "
+        "config.model.num_classes")
   known = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
   for key in fields:
     if key not in known:

@@ -29,9 +29,18 @@ class TrainState(struct.PyTreeNode):
 
 
 def input_shape(config) -> tuple:
+  """One training clip: (frames, crop, crop, channels)."""
   from vidjax.data.optical_flow import channels  # rgb 3, flow 2, rgb+flow 5
   d = config.dataset
   return (d.num_frames, d.crop_size, d.crop_size, channels(d))
+
+
+def eval_input_shape(config) -> tuple:
+  """One test view: as input_shape, with config.dataset.test_crop_size."""
+  from vidjax.data.frame_sizes import test_crop_size
+  frames, _, _, channels = input_shape(config)
+  crop = test_crop_size(config.dataset)
+  return (frames, crop, crop, channels)
 
 
 def init_variables(model, config, rng: jax.Array):

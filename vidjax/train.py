@@ -14,14 +14,12 @@ import jax
 import numpy as np
 
 from vidjax import checkpoint, evaluate, metrics as metrics_lib, optim
-from vidjax import preemption, sharding, steps
+from vidjax import init_adapt, preemption, preflight, pretrain_step
+from vidjax import sharding, steps
 from vidjax.config_check import check_config, check_workdir
 from vidjax.data import datasets
-from vidjax.data.pipeline import ClipSpec, EvalLoader, TrainLoader
-from vidjax import init_adapt
+from vidjax.data.pipeline import EvalLoader, TrainLoader
 from vidjax.errors import VidjaxError
-from vidjax import pretrain_step
-from vidjax.registry import build_model
 
 # Mean over the logging window for these; the last value for the rest.
 _AVERAGED = ("train/loss", "train/top1", "train/grad_norm")
@@ -40,7 +38,7 @@ def schedule_steps(config, train_size: int):
   return int(total), int(warmup)
 
 
-def initial_state(config, model, tx, mesh, ckpt, log):
+def initial_state(config, model, tx, mesh, ckpt, log, class_names=()):
   """Fresh, resumed (latest checkpoint in workdir) or `init_from` state."""
   rng = jax.random.PRNGKey(config.seed)
   create = lambda: steps.create_state(model, tx, config, rng)  # noqa: E731
@@ -54,10 +52,10 @@ def initial_state(config, model, tx, mesh, ckpt, log):
     log(f"resumed from {ckpt.path(latest)} at step {latest}")
     return state
   path = config.init_from.checkpoint_path
-  if path:  # read and match by name and shape before compiling anything
+  if path:  # ViT -> ViViT, position embeddings, the head's rows by name
     params, stats, where = checkpoint.load_pretrained(path)
     params = init_adapt.adapt_pretrained(config, params, abstract.params,
-                                         where, log)  # ViT -> ViViT, pos-emb
+                                         where, log, class_names=class_names)
     checkpoint.check_fits(abstract.params, params, path)
   state = jax.jit(create, out_shardings=rep)()
   if path:
@@ -103,31 +101,37 @@ def train_and_evaluate(config, workdir: str,
   workdir = check_workdir(workdir)
   is_main = jax.process_index() == 0
   mesh = sharding.make_mesh(config.num_devices)
-  sharding.check_batch_size(config.batch_size, mesh)
-  sharding.check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
   log = print if is_main else (lambda *a, **k: None)
+  # Everything the config can tell, before any data is built or compiled.
+  pre = preflight.check_run(config, mesh)
+  ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
+  if ckpt.latest_step() is not None:
+    ckpt.check_resumable(pre.abstract_params, ckpt.latest_step())
 
   data = load_data(config.dataset)
-  spec = ClipSpec.from_config(config.dataset)
+  if list(data.class_names) != list(pre.class_names):
+    raise VidjaxError(
+        f"the built dataset's classes ({len(data.class_names)}) differ from "
+        f"its annotations' ({len(pre.class_names)}): run python -m "
+        "tools.prepare_data with the same config to rebuild it")
+  spec, model = pre.spec, pre.model
   num_steps, warmup = schedule_steps(config, len(data.train))
   schedule = optim.make_schedule(config.optimizer, num_steps, warmup)
   tx = optim.make_optimizer(config.optimizer, schedule)
-  model = build_model(config.model, data.num_classes)
-  if hasattr(model, "check_input"):
-    model.check_input(steps.input_shape(config))
   pidx, pcount = jax.process_index(), jax.process_count()
   train_loader = TrainLoader(data.train, spec, config.seed, config.batch_size,
                              pidx, pcount)
   eval_loader = EvalLoader(data.test, spec, config.num_test_clips,
                            config.num_test_crops, config.eval_batch_size,
                            pidx, pcount)
-  # One clip of each kind now, so a data/augmentation problem (e.g. a crop
-  # larger than the stored frames) fails before anything is compiled.
+  # One clip of each kind now, so a data problem the config cannot tell
+  # (e.g. natively stored frames smaller than the crop) fails before
+  # anything is compiled.
   train_loader.batch(0), eval_loader.batch(0)
 
-  ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
-  state = initial_state(config, model, tx, mesh, ckpt, log)
-  meta = checkpoint.make_meta(config, state.params)
+  state = initial_state(config, model, tx, mesh, ckpt, log, data.class_names)
+  meta = checkpoint.make_meta(config, state.params, data.class_names)
+  evaluate.write_class_names(workdir, data.class_names)  # process 0 only
   start = int(jax.device_get(state.step))
   end = num_steps if stop_after_steps is None else min(num_steps,
                                                        stop_after_steps)
@@ -200,6 +204,10 @@ def train_and_evaluate(config, workdir: str,
     ckpt.wait()  # a failed background write surfaces here, as a VidjaxError
     if step == num_steps:
       final = run_eval(num_steps)
+      if not pretraining:  # every process runs it; process 0 prints
+        log(evaluate.format_predictions(evaluate.predict_videos(
+            state, eval_step, eval_loader, mesh, count=5), data.class_names,
+            getattr(data.test, "paths", None)))
     ok = True
   except OSError as e:  # metrics/TensorBoard writes: disk full, read-only...
     raise VidjaxError(f"cannot write to {e.filename or workdir}: "

@@ -40,13 +40,18 @@ Paper facts (the same values as the paper configs in configs/):
 import dataclasses
 from typing import Dict, Optional
 
+from vidjax import cli  # noqa: F401  (puts the repo root, configs/, on sys.path)
+from configs import recipes  # noqa: E402
+
 # Class count -> the public dataset with that many classes (config.dataset).
 DATASETS = {400: "kinetics400", 174: "something_something_v2",
             101: "ucf101", 51: "hmdb51", 487: "sports1m",
             8: "synthetic_motion"}
 # The stored short side per dataset (see the module docstring); others 320.
-STORED_SHORT = {"something_something_v2": 240, "ucf101": 256, "hmdb51": 240}
-DEFAULT_STORED_SHORT = 320
+STORED_SHORT = {"something_something_v2": recipes.SSV2_SHORT_SIDE,
+                "ucf101": recipes.UCF101_SHORT_SIDE,
+                "hmdb51": 240}  # HMDB-51's native height
+DEFAULT_STORED_SHORT = recipes.KINETICS_SHORT_SIDE
 SSV2_FRAMES = 48  # ~4 s at 12 fps: the span a segment-sampled clip covers
 
 

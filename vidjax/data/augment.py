@@ -197,11 +197,12 @@ def _sampling(height, width, rh, rw, box, out) -> Sampling:
   return Sampling(by / sy, bx / sx, bh / (sy * out), bw / (sx * out), out, out)
 
 
-def check_crop(rh: int, rw: int, crop: int, key: str = ""):
+def check_crop(rh: int, rw: int, crop: int, key: str = "",
+               crop_key: str = "crop_size"):
   if rh < crop or rw < crop:
     extra = f" after config.dataset.{key}" if key else ""
     raise VidjaxError(
-        f"config.dataset.crop_size={crop} is larger than the stored frames "
+        f"config.dataset.{crop_key}={crop} is larger than the stored frames "
         f"({rh}x{rw}{extra})")
 
 

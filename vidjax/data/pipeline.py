@@ -39,27 +39,29 @@ class ClipSpec(NamedTuple):
   crop_size: int
   flip: bool
   aug: AugmentSpec = AugmentSpec()
+  test_crop_size: int = 0  # 0: crop_size
 
   @classmethod
-  def from_config(cls, dataset_config) -> "ClipSpec":
+  def from_config(cls, dataset_config, num_classes: int = 0) -> "ClipSpec":
+    """The clip fields of config.dataset; `num_classes` (the data's count)
+    sets the soft-label width when mixup/cutmix is on."""
     d = dataset_config
     for field in ("num_frames", "frame_stride", "crop_size"):
       if int(d[field]) < 1:
         raise VidjaxError(f"config.dataset.{field} must be >= 1, got "
                           f"{d[field]}")
-    aug = AugmentSpec.from_config(d)
-    if aug.mixing:  # soft labels need the class count
-      from vidjax.data import datasets  # noqa: only when mixing
-      try:
-        aug = dataclasses.replace(aug, num_classes=datasets.num_classes(d))
-      except VidjaxError:
-        pass  # TrainLoader falls back to `source.num_classes`
+    aug = AugmentSpec.from_config(d, num_classes=num_classes)
     if 0 < aug.test_resize_short < int(d.crop_size):
       raise VidjaxError(
           f"config.dataset.test_resize_short={aug.test_resize_short} is "
           f"smaller than config.dataset.crop_size={d.crop_size}")
     return cls(int(d.num_frames), int(d.frame_stride), int(d.crop_size),
-               bool(d.get("flip", False)), aug)
+               bool(d.get("flip", False)), aug,
+               int(d.get("test_crop_size", 0)))
+
+  @property
+  def test_crop(self) -> int:
+    return self.test_crop_size or self.crop_size
 
 
 def frame_indices(num_stored: int, spec: ClipSpec, start: int) -> np.ndarray:
@@ -120,6 +122,18 @@ def _hw(video):
   return int(shape[1]), int(shape[2])
 
 
+def check_batch(aug: AugmentSpec, global_batch: int, process_count: int = 1):
+  """Batch-size rules of repeated augmentation and mixing (config alone)."""
+  if global_batch % aug.repeated_aug:
+    raise VidjaxError(
+        f"config.dataset.repeated_aug={aug.repeated_aug} must divide "
+        f"config.batch_size={global_batch}")
+  if aug.mixing and (global_batch // process_count) % 2:
+    raise VidjaxError(
+        f"config.batch_size={global_batch} must be even per host "
+        f"({process_count} hosts) for mixup/cutmix (clips mix in pairs)")
+
+
 class TrainLoader:
   """Global batch `step` -> this process's slice, as uint8 clips + labels.
 
@@ -136,21 +150,14 @@ class TrainLoader:
     local = global_batch // process_count
     self.positions = range(process_index * local, (process_index + 1) * local)
     aug = spec.aug
-    if global_batch % aug.repeated_aug:
-      raise VidjaxError(
-          f"config.dataset.repeated_aug={aug.repeated_aug} must divide "
-          f"config.batch_size={global_batch}")
+    check_batch(aug, global_batch, process_count)
     self.distinct = global_batch // aug.repeated_aug
-    if aug.mixing and local % 2:
-      raise VidjaxError(
-          f"config.batch_size={global_batch} must be even per host "
-          f"({process_count} hosts) for mixup/cutmix (clips mix in pairs)")
     if aug.mixing and aug.num_classes < 1:
       k = int(getattr(source, "num_classes", 0) or 0)
       if k < 1:
         raise VidjaxError("config.dataset.mixup_alpha/cutmix_alpha need the "
-                          "class count: config.dataset.name is not a known "
-                          "dataset and the source has no num_classes")
+                          "class count: build the ClipSpec with "
+                          "from_config(dataset_config, num_classes)")
       self.spec = spec = spec._replace(aug=dataclasses.replace(
           aug, num_classes=k))
     self._perms = collections.OrderedDict()
@@ -247,7 +254,7 @@ class EvalLoader:
       labels.append(int(ex["label"]))
       mask.append(1.0)
     if clips[0] is None:  # this process's whole slice is padding
-      crop, channels = self.spec.crop_size, len(self.spec.aug.mean)
+      crop, channels = self.spec.test_crop, len(self.spec.aug.mean)
       shape = (self.spec.num_frames, crop, crop, channels)  # mean: 1/channel
       clips = [np.zeros(shape, np.uint8)] * len(clips)
     return {"video": np.stack(clips), "label": np.array(labels, np.int32),
@@ -257,13 +264,14 @@ class EvalLoader:
     spec, short = self.spec, self.spec.aug.test_resize_short
     height, width = _hw(video)
     rh, rw = augment.resized_dims(height, width, short)
-    augment.check_crop(rh, rw, spec.crop_size,
-                       "test_resize_short" if short else "")
+    augment.check_crop(rh, rw, spec.test_crop,
+                       "test_resize_short" if short else "",
+                       "test_crop_size" if spec.test_crop_size else "crop_size")
     clip_j, crop_k = divmod(k, self.num_crops)
     start = test_starts(len(video), spec, self.num_clips)[clip_j]
-    origin = crop_origins(rh, rw, spec.crop_size, self.num_crops)[crop_k]
+    origin = crop_origins(rh, rw, spec.test_crop, self.num_crops)[crop_k]
     sampling = augment.test_sampling(height, width, short, origin,
-                                     spec.crop_size)
+                                     spec.test_crop)
     window = sampling.window(height, width)
     frames = read_frames(video, frame_indices(len(video), spec, start), window)
     return sampling.apply(frames, window)
