@@ -23,6 +23,8 @@ def get_config():
   config.keep_checkpoints = 3
   config.num_test_clips = 4         # uniformly spaced temporal clips per video
   config.num_test_crops = 1         # 1 (centre) or 3 (left/centre/right)
+  config.eval_max_videos = 0        # > 0: evaluate only this many test
+                                    # videos, evenly spaced (quick checks)
   config.label_smoothing = 0.0
   config.aux_loss_weight = 0.01     # x sown auxiliary losses (MoE balancing;
                                     # Fedus et al. 2021 use 0.01); 0 for others

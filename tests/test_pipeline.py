@@ -135,3 +135,24 @@ def test_bad_sizes_are_one_line_errors():
         num_frames=0, frame_stride=1, crop_size=8, flip=False)))
   with pytest.raises(VidjaxError, match="training split has no videos"):
     TrainLoader([], SPEC, 0, 2)
+
+
+def test_eval_max_videos_takes_evenly_spaced_videos_with_their_paths():
+  src = coded_source(n=10)
+  sub = pipeline.Subset(src, 3)
+  assert list(sub.indices) == [0, 4, 9] and len(sub) == 3
+  loader = EvalLoader(sub, SPEC, num_clips=2, num_crops=1, global_batch=4)
+  assert loader.num_views == 6
+  videos = np.concatenate([loader.batch(b)["video"][:, 0, 0, 0, 0]
+                           for b in range(loader.num_batches)])[:6]
+  assert list(videos) == [0, 0, 4, 4, 9, 9]  # channel 0 holds the video id
+  assert len(pipeline.Subset(src, 0)) == len(pipeline.Subset(src, 50)) == 10
+
+
+def test_test_crop_size_sets_the_test_views():
+  spec = SPEC._replace(test_crop_size=10)
+  loader = EvalLoader(coded_source(n=2), spec, 1, 3, global_batch=4)
+  assert loader.batch(0)["video"].shape[2:4] == (10, 10)
+  with pytest.raises(VidjaxError, match="config.dataset.test_crop_size=14"):
+    EvalLoader(coded_source(n=2), SPEC._replace(test_crop_size=14), 1, 1,
+               global_batch=4).batch(0)

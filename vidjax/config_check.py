@@ -50,6 +50,9 @@ def check_config(config):
   if not 0.0 <= config.label_smoothing < 1.0:
     raise VidjaxError("config.label_smoothing must be in [0, 1), got "
                       f"{config.label_smoothing}")
+  if config.get("eval_max_videos", 0) < 0:
+    raise VidjaxError("config.eval_max_videos must be >= 0 (0: every test "
+                      f"video), got {config.eval_max_videos}")
   if config.keep_checkpoints < 1:
     raise VidjaxError("config.keep_checkpoints must be >= 1, got "
                       f"{config.keep_checkpoints}")

@@ -18,6 +18,7 @@ from vidjax import init_adapt, preemption, preflight, pretrain_step
 from vidjax import sharding, steps
 from vidjax.config_check import check_config, check_workdir
 from vidjax.data import datasets
+from vidjax.data import pipeline
 from vidjax.data.pipeline import EvalLoader, TrainLoader
 from vidjax.errors import VidjaxError
 
@@ -121,7 +122,8 @@ def train_and_evaluate(config, workdir: str,
   pidx, pcount = jax.process_index(), jax.process_count()
   train_loader = TrainLoader(data.train, spec, config.seed, config.batch_size,
                              pidx, pcount)
-  eval_loader = EvalLoader(data.test, spec, config.num_test_clips,
+  test = pipeline.Subset(data.test, config.get("eval_max_videos", 0))
+  eval_loader = EvalLoader(test, spec, config.num_test_clips,
                            config.num_test_crops, config.eval_batch_size,
                            pidx, pcount)
   # One clip of each kind now, so a data problem the config cannot tell
@@ -207,7 +209,7 @@ def train_and_evaluate(config, workdir: str,
       if not pretraining:  # every process runs it; process 0 prints
         log(evaluate.format_predictions(evaluate.predict_videos(
             state, eval_step, eval_loader, mesh, count=5), data.class_names,
-            getattr(data.test, "paths", None)))
+            getattr(test, "paths", None)))
     ok = True
   except OSError as e:  # metrics/TensorBoard writes: disk full, read-only...
     raise VidjaxError(f"cannot write to {e.filename or workdir}: "

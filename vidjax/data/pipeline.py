@@ -281,6 +281,31 @@ class EvalLoader:
                        prefetch)
 
 
+class Subset:
+  """`max_videos` evenly spaced examples of a source (all if 0 or more than
+  it has); keeps `paths`/`labels` aligned. For quick evaluations."""
+
+  def __init__(self, source, max_videos: int):
+    n = len(source)
+    take = n if max_videos <= 0 or max_videos >= n else max_videos
+    self.source = source
+    self.indices = np.round(np.linspace(0, n - 1, take)).astype(int) if (
+        take < n) else np.arange(n)
+    for name in ("paths", "labels"):
+      values = getattr(source, name, None)
+      if values is not None:
+        setattr(self, name, [values[int(i)] for i in self.indices])
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def __getitem__(self, i):
+    return self.source[int(self.indices[int(i)])]
+
+  def __getitems__(self, indices) -> list:
+    return _read(self.source, self.indices[np.asarray(indices, int)])
+
+
 def _read(source, indices: np.ndarray) -> list:
   if hasattr(source, "__getitems__"):
     return source.__getitems__([int(i) for i in indices])
