@@ -116,7 +116,7 @@ def get_config():
   config.dataset.fps = 0.0          # stored frame rate; 0: native
   config.dataset.jpeg_quality = 90  # stored JPEG quality (1-100)
   config.dataset.min_frames = -1    # fewer stored frames: skipped; -1: num_frames
-  config.dataset.build_workers = 0  # decoding threads at build; 0: one per CPU
+  config.dataset.build_workers = 0  # decoding processes at build; 0: one per core
 
   config.model = ml_collections.ConfigDict()
   config.model.name = ""

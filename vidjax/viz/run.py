@@ -89,8 +89,13 @@ def load_run(workdir: str) -> Run:
   params, batch_stats, step_dir = checkpoint.load_pretrained(workdir)
   meta = _read_meta(os.path.dirname(step_dir), int(os.path.basename(step_dir)))
   config = ml_collections.ConfigDict(meta["config"])
-  from vidjax.data import datasets  # noqa: PLC0415
-  num_classes = datasets.num_classes(config.dataset)
+  # The run's own class count: its checkpoint's, so no data is needed here.
+  from vidjax import head_remap  # noqa: PLC0415
+  num_classes = (len(meta.get("class_names") or ()) or
+                 head_remap.head_rows(params))
+  if not num_classes:  # an older checkpoint of a model without a head
+    from vidjax.data import datasets  # noqa: PLC0415
+    num_classes = datasets.num_classes(config.dataset)
   if config.model.get("scan_layers", False):
     config.model.scan_layers = False
     params = unscan_params(params)
