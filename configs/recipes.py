@@ -112,16 +112,7 @@ def slowfast_kinetics(config):
   uniform in [256, 320], random 224 crop, flip; no colour augmentation or
   mixing. Test: 10 clips x 3 crops of 256 at short side 256 (the nets are
   fully convolutional)."""
-  storage(config, KINETICS_SHORT_SIDE)
-  d = config.dataset
-  d.crop_size = 224
-  d.train_resize_short, d.train_resize_short_max = 256, 320
-  d.scale_jitter = (1.0, 1.0)
-  d.crop_mode = "random"
-  d.flip = True
-  d.test_resize_short, d.test_crop_size = 256, 256
-  config.num_test_clips, config.num_test_crops = 10, 3
-  return config
+  return _cnn_kinetics(config, resize_short_max=320, crop_mode="random")
 
 
 def tsn_kinetics(config):
@@ -129,12 +120,18 @@ def tsn_kinetics(config):
   multi-scale crop (1, .875, .75, .66 of the short side, at 13 fixed
   positions) resized to 224, flip. Test: 10 clips x 3 crops of 256 at short
   side 256 (TSM's "full resolution" 10-clip protocol)."""
+  return _cnn_kinetics(config, resize_short_max=0, crop_mode="multiscale")
+
+
+def _cnn_kinetics(config, resize_short_max: int, crop_mode: str):
+  """The CNN recipes' shared part: 224 crops from short side 256 (up to
+  `resize_short_max` when set), flip, and the 10 x 3 test of 256 crops."""
   storage(config, KINETICS_SHORT_SIDE)
   d = config.dataset
   d.crop_size = 224
-  d.train_resize_short, d.train_resize_short_max = 256, 0
+  d.train_resize_short, d.train_resize_short_max = 256, resize_short_max
   d.scale_jitter = (1.0, 1.0)
-  d.crop_mode = "multiscale"
+  d.crop_mode = crop_mode
   d.flip = True
   d.test_resize_short, d.test_crop_size = 256, 256
   config.num_test_clips, config.num_test_crops = 10, 3

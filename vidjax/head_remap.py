@@ -75,7 +75,8 @@ def head_paths(tree, num_rows: int) -> List[Tuple[str, ...]]:
   return found
 
 
-def _get(tree, path):
+def get_path(tree, path):
+  """The node of nested mapping `tree` at key `path`, or None."""
   for key in path:
     if not isinstance(tree, Mapping) or key not in tree:
       return None
@@ -100,11 +101,11 @@ def remap_head(loaded: dict, target, head_names: Sequence[str],
   if not head_names or not data_names:
     return loaded
   paths = [p for p in head_paths(loaded, len(head_names))
-           if _get(target, p) is not None
-           and np.shape(_get(target, p))[-1] == len(data_names)
+           if get_path(target, p) is not None
+           and np.shape(get_path(target, p))[-1] == len(data_names)
            # a head of another input width (another model) stays unmatched
-           and np.shape(_get(target, p))[:-1]
-           == np.shape(_get(loaded, p))[:-1]]
+           and np.shape(get_path(target, p))[:-1]
+           == np.shape(get_path(loaded, p))[:-1]]
   if not paths:
     log(f"  init_from: head: the checkpoint's {len(head_names)} class names "
         "name no head of this model; the head is loaded by shape")
@@ -113,7 +114,7 @@ def remap_head(loaded: dict, target, head_names: Sequence[str],
   found = [j for j, r in enumerate(rows) if r >= 0]
   if not found:
     for path in paths:
-      del _get(loaded, path[:-1])[path[-1]]
+      del get_path(loaded, path[:-1])[path[-1]]
     log(f"  init_from: head: none of the {len(data_names)} data classes "
         f"({_quote(data_names)}) is among the checkpoint's "
         f"{len(head_names)} classes ({_quote(head_names)}) by name; the head "
@@ -121,10 +122,10 @@ def remap_head(loaded: dict, target, head_names: Sequence[str],
     return loaded
   src_rows = np.array([rows[j] for j in found])
   for path in paths:
-    source = np.asarray(_get(loaded, path))
-    out = np.zeros(np.shape(_get(target, path)), source.dtype)
+    source = np.asarray(get_path(loaded, path))
+    out = np.zeros(np.shape(get_path(target, path)), source.dtype)
     out[..., np.array(found)] = source[..., src_rows]
-    _get(loaded, path[:-1])[path[-1]] = out
+    get_path(loaded, path[:-1])[path[-1]] = out
   missing = [data_names[j] for j, r in enumerate(rows) if r < 0]
   same = src_rows.tolist() == list(range(len(head_names)))
   order = "the head as it is" if same else (

@@ -75,14 +75,6 @@ def posemb_layout(model) -> Callable:
   return layout
 
 
-def _get(tree, path):
-  for key in path:
-    if not isinstance(tree, Mapping) or key not in tree:
-      return None
-    tree = tree[key]
-  return tree
-
-
 def _set(tree, path, value):
   for key in path[:-1]:
     tree = tree.setdefault(key, {})
@@ -181,7 +173,7 @@ def vit_to_video(loaded: dict, target: dict, model_name: str,
   out = {dst: match_layer_layout(_copy(loaded["transformer"]),
                                  target.get(dst, {}))}
   emb = loaded.get("embedding", {})
-  kernel = _get(target, ("embedding", "kernel"))
+  kernel = head_remap.get_path(target, ("embedding", "kernel"))
   if "kernel" in emb and kernel is not None and np.ndim(kernel) == 5:
     frames = int(np.shape(kernel)[0])
     out["embedding"] = {"kernel": inflate_patch_kernel(emb["kernel"], frames,
@@ -201,14 +193,14 @@ def resize_position_embeddings(loaded, target, src_layout, dst_layout,
   of another shape (the source grid from src_layout, or square inference)."""
   notes = []
   for path, (dst_grid, dst_cls) in dst_layout.items():
-    src = _get(loaded, path)
-    want = _get(target, path)
+    src = head_remap.get_path(loaded, path)
+    want = head_remap.get_path(target, path)
     if src is None or want is None or np.shape(src) == np.shape(want):
       continue
     if path in src_layout:
       src_grid, src_cls = src_layout[path]
     else:  # only a square image grid can be inferred from the shape
-      src_cls = int("cls" in (_get(loaded, path[:1]) or {}))
+      src_cls = int("cls" in (head_remap.get_path(loaded, path[:1]) or {}))
       side = square_grid(np.shape(src)[1] - src_cls, "/".join(path))
       src_grid = (1, side, side)
     name = "/".join(path)
@@ -252,7 +244,7 @@ def adapt_pretrained(config, loaded: dict, target: dict, where: str = "",
   target = dict(target)
   loaded = _copy(loaded)
   notes = []
-  image_vit = np.ndim(_get(loaded, ("embedding", "kernel"))) == 4 and (
+  image_vit = np.ndim(head_remap.get_path(loaded, ("embedding", "kernel"))) == 4 and (
       "transformer" in loaded)
   meta = read_source_meta(where) if where else {}
   src_config = (ml_collections.ConfigDict(meta["config"]) if "config" in meta
