@@ -31,6 +31,20 @@ def get_config():
   config.num_devices = -1           # -1: every device; else the first N (one host)
   config.max_consecutive_nonfinite = 10
   config.inject_nan_at_steps = ()  # testing: make these steps' inputs NaN
+  # Train state placement (vidjax/sharding.py): "replicate" | "fsdp" (params
+  # and optimizer state split over the devices, leaves >= fsdp_min_size_mb).
+  config.sharding = "replicate"
+  config.fsdp_min_size_mb = 4.0
+  # Profiling and utilisation (vidjax/train.py): "first,count" (or a tuple)
+  # traces those steps on process 0 to WORKDIR/profile (TensorBoard's
+  # profile tab); "": off. device_peak_flops: one device's FLOP/s for
+  # train/mfu; 0: by device kind (vidjax/costs.py; none on CPU: no MFU).
+  config.profile_steps = ""
+  config.device_peak_flops = 0.0
+  # Persistent XLA compilation cache (vidjax/main.py): "": the environment's
+  # JAX_COMPILATION_CACHE_DIR, else ~/.cache/vidjax/jax; "none": off. On pods
+  # use a directory every host sees (e.g. gs://bucket/jax_cache).
+  config.compilation_cache_dir = ""
 
   config.dataset = ml_collections.ConfigDict()
   config.dataset.name = "synthetic_motion"

@@ -4,10 +4,17 @@
       [--config.batch_size=32] [--steps=20] [--warmup=3]
 
 Random uint8 clips of the config's input shape (no dataset needed), the same
-jitted, donated, sharded train step as `vidjax.main`. Reports clips/s, the
-median step time, compile seconds, GFLOPs per clip (XLA cost analysis of the
-whole train step, forward + backward + update), MFU where the device's peak is
-known, and peak memory (device, or the host's max RSS on CPU).
+jitted, donated, sharded train step as `vidjax.main` (`config.sharding`:
+replicated or FSDP state). Reports clips/s, the median step time, compile
+seconds, GFLOPs per clip and MFU where the device's peak is known (or given:
+`--config.device_peak_flops`), and peak memory (device, or the host's max RSS
+on CPU).
+
+GFLOPs per clip are the model's own count (`vidjax.costs`: kernel
+multiply-adds x 2 x 3 for forward + backward), the same on any device count
+and with scanned layers. XLA's `cost_analysis()` of the compiled step is the
+per-device program and counts a scanned layer's body once; it is reported
+as `xla_gflops_per_device` for reference only.
 """
 import json
 import resource
@@ -25,11 +32,6 @@ if __name__ == "__main__":
   _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps.")
   _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compiling.")
 
-# Dense bf16 peak FLOP/s by device kind (vendor figures).
-PEAK_FLOPS = {"NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H200": 989e12,
-              "NVIDIA H100": 989e12, "TPU v4": 275e12, "TPU v5 lite": 197e12,
-              "TPU v5p": 459e12}
-
 
 def benchmark(config, num_steps: int, warmup: int) -> dict:
   import jax
@@ -43,8 +45,11 @@ def benchmark(config, num_steps: int, warmup: int) -> dict:
       config.num_train_steps, 1), config.optimizer.warmup_steps)
   tx = optim.make_optimizer(config.optimizer, schedule)
   rep = sharding.replicated(mesh)
-  state = jax.jit(lambda: steps.create_state(
-      model, tx, config, jax.random.PRNGKey(0)), out_shardings=rep)()
+  create = lambda: steps.create_state(  # noqa: E731
+      model, tx, config, jax.random.PRNGKey(0))
+  state_sh = sharding.config_state_shardings(config, jax.eval_shape(create),
+                                             mesh)
+  state = jax.jit(create, out_shardings=state_sh)()
   rng = np.random.default_rng(0)
   num_classes = model.num_classes
   batch = sharding.put_batch({
@@ -52,11 +57,13 @@ def benchmark(config, num_steps: int, warmup: int) -> dict:
       "label": rng.integers(0, num_classes, (config.batch_size,), np.int32),
   }, mesh)
   step_fn = jax.jit(steps.make_train_step(config, schedule), donate_argnums=0,
-                    out_shardings=(rep, rep))
+                    out_shardings=(state_sh, rep))
   t0 = time.perf_counter()
   compiled = step_fn.lower(state, batch).compile()
   compile_s = time.perf_counter() - t0
-  flops = costs.xla_flops(compiled)
+  xla_flops = costs.xla_flops(compiled)  # per device; a scan body once
+  flops_per_clip = costs.train_flops_per_clip(
+      costs.kernel_gmacs(model, shape) * 1e9)
   for _ in range(warmup):
     state, metrics = compiled(state, batch)
   jax.block_until_ready(state)
@@ -68,8 +75,9 @@ def benchmark(config, num_steps: int, warmup: int) -> dict:
     times.append(time.perf_counter() - t0)
   median = float(np.median(times))
   device = jax.devices()[0]
-  peak = PEAK_FLOPS.get(device.device_kind)
+  peak = costs.device_peak_flops(device, config.get("device_peak_flops", 0.0))
   n = mesh.devices.size
+  mfu = costs.mfu(flops_per_clip * config.batch_size, median, n, peak)
   stats = device.memory_stats() or {}
   return {
       "config": config_name(), "model": config.model.name,
@@ -78,9 +86,12 @@ def benchmark(config, num_steps: int, warmup: int) -> dict:
       "clips_per_sec": round(config.batch_size / median, 3),
       "median_step_ms": round(median * 1e3, 3),
       "compile_seconds": round(compile_s, 3),
-      "gflops_per_clip": round(flops / config.batch_size / 1e9, 4),
-      "tflops_per_sec": round(flops / median / 1e12, 4),
-      "mfu": round(flops / median / (peak * n), 4) if peak else None,
+      "gflops_per_clip": round(flops_per_clip / 1e9, 4),
+      "tflops_per_sec": round(flops_per_clip * config.batch_size / median /
+                              1e12, 4),
+      "mfu": None if mfu is None else round(mfu, 6),
+      "peak_flops_per_device": peak,
+      "xla_gflops_per_device": round(xla_flops / 1e9, 4),
       "peak_memory_bytes": stats.get("peak_bytes_in_use"),
       "host_max_rss_bytes": resource.getrusage(
           resource.RUSAGE_SELF).ru_maxrss * 1024,

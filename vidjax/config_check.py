@@ -78,6 +78,27 @@ def check_config(config):
   if min(config.dataset.std) <= 0:
     raise VidjaxError(f"config.dataset.std must be > 0, got "
                       f"{tuple(config.dataset.std)}")
+  from vidjax import sharding
+  sharding.check_mode(config)
+  check_profile_steps(config.get("profile_steps", ""))
+  if config.get("device_peak_flops", 0.0) < 0:
+    raise VidjaxError("config.device_peak_flops must be >= 0 (0: by device "
+                      f"kind), got {config.device_peak_flops}")
+
+
+def check_profile_steps(value):
+  """config.profile_steps: "" (off), "first,count" or (first, count)."""
+  if not value:
+    return
+  parts = value.split(",") if isinstance(value, str) else list(value)
+  try:
+    first, count = (int(p) for p in parts)
+  except (TypeError, ValueError):
+    first, count = -1, 0
+  if first < 0 or count < 1:
+    raise VidjaxError(f"config.profile_steps must be 'first,count' with "
+                      f"first >= 0 and count >= 1 (or empty: off), got "
+                      f"{value!r}")
 
 
 def check_workdir(workdir: str) -> str:

@@ -11,6 +11,13 @@ pass, in G multiply-adds (the papers' convention):
 `kernel_gmacs` multiplies a scan's body by its length (scanned layers,
 recurrent cells); XLA's cost analysis sees the loop body once, so count
 `forward_gmacs` on an unrolled model.
+
+Model FLOPs utilisation (MFU; Chowdhery et al. 2022, "PaLM", appendix B) of
+a train step: `train_flops_per_clip` (kernel multiply-adds x 2 FLOPs x 3 for
+forward + backward, rematerialisation not counted) x clips per second over
+(devices x `device_peak_flops`). The count is the model's, independent of the
+device count and of scanned layers; XLA's `cost_analysis()` of a sharded
+step is per device and counts a scanned layer once, so it is not used.
 """
 import math
 
@@ -20,6 +27,39 @@ import jax.numpy as jnp
 from vidjax import steps
 from vidjax.data import datasets
 from vidjax.registry import build_model
+
+
+# Dense bf16 peak FLOP/s per device, by `device.device_kind` (vendor figures;
+# XLA:CPU has none).
+PEAK_FLOPS = {
+    "NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H100": 989e12,
+    "NVIDIA H200": 989e12, "NVIDIA A100-SXM4-80GB": 312e12,
+    "NVIDIA A100-SXM4-40GB": 312e12, "NVIDIA A100 80GB PCIe": 312e12,
+    "TPU v4": 275e12, "TPU v5 lite": 197e12, "TPU v5": 459e12,
+    "TPU v5p": 459e12, "TPU v6 lite": 918e12}
+
+
+def device_peak_flops(device, given: float = 0.0):
+  """FLOP/s of one device: `given` when > 0, else PEAK_FLOPS (None if the
+  kind is unknown)."""
+  if given and given > 0:
+    return float(given)
+  return PEAK_FLOPS.get(getattr(device, "device_kind", ""))
+
+
+def train_flops_per_clip(forward_macs: float) -> float:
+  """Train-step FLOPs of one clip from its forward multiply-adds: x 2 FLOPs
+  per multiply-add, x 3 for forward + backward (the backward pass costs about
+  twice the forward)."""
+  return forward_macs * 2 * 3
+
+
+def mfu(flops_per_step: float, step_seconds: float, num_devices: int,
+        peak_flops) -> float:
+  """Model FLOPs utilisation, or None when the peak is unknown."""
+  if not peak_flops:
+    return None
+  return flops_per_step / step_seconds / (num_devices * peak_flops)
 
 
 def configured_model(config):

@@ -6,6 +6,16 @@ same command on every host with `--multihost`; `jax.distributed.initialize()`
 reads the cluster from the environment (or from --coordinator_address,
 --num_processes, --process_id).
 
+Compiled steps go to a persistent XLA compilation cache
+(`config.compilation_cache_dir`), so a restart after preemption, or a second
+run of the same config, loads the train and eval executables instead of
+compiling them again. The default is the user's cache folder
+(~/.cache/vidjax/jax, or $XDG_CACHE_HOME/vidjax/jax), not the workdir: every
+run on the machine shares it, and a workdir stays small and copyable. A
+`JAX_COMPILATION_CACHE_DIR` in the environment takes precedence over the
+default (the test session sets one). On pods, where a preempted job may come
+back on new VMs, give a directory every host reads, e.g. gs://bucket/cache.
+
 SIGTERM or SIGINT (Ctrl-C) finishes the step in flight, writes a checkpoint,
 prints where it stopped and exits with 128 + the signal number (143 / 130);
 the same command resumes.
@@ -35,6 +45,20 @@ _STOP_AFTER = flags.DEFINE_integer(
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def compilation_cache_dir(config) -> str:
+  """The persistent cache directory for this run ("" when off)."""
+  value = config.get("compilation_cache_dir", "")
+  if value == "none":
+    return ""
+  if value:
+    return value
+  if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    return os.environ["JAX_COMPILATION_CACHE_DIR"]
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+      os.path.expanduser("~"), ".cache")
+  return os.path.join(base, "vidjax", "jax")
+
+
 def main(argv):
   if len(argv) > 1:
     cli.fail(f"unexpected arguments: {' '.join(argv[1:])} (config fields are "
@@ -46,6 +70,9 @@ def main(argv):
                                _PROCESS_ID.value)
   from vidjax import train
   from vidjax.preemption import Preempted
+  cache = compilation_cache_dir(_CONFIG.value)
+  if cache:
+    jax.config.update("jax_compilation_cache_dir", cache)
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
                              stop_after_steps=_STOP_AFTER.value)

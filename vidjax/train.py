@@ -13,9 +13,9 @@ from typing import Optional
 import jax
 import numpy as np
 
-from vidjax import checkpoint, evaluate, metrics as metrics_lib, optim
+from vidjax import checkpoint, costs, evaluate, metrics as metrics_lib, optim
 from vidjax import init_adapt, preemption, preflight, pretrain_step
-from vidjax import sharding, steps
+from vidjax import sharding, step_memory, steps
 from vidjax.config_check import check_config, check_workdir
 from vidjax.data import datasets
 from vidjax.data import pipeline
@@ -40,25 +40,28 @@ def schedule_steps(config, train_size: int):
 
 
 def initial_state(config, model, tx, mesh, ckpt, log, class_names=()):
-  """Fresh, resumed (latest checkpoint in workdir) or `init_from` state."""
+  """Fresh, resumed (latest checkpoint in workdir) or `init_from` state.
+
+  Returns (state, its shardings: `config.sharding`'s rule, vidjax/sharding.py);
+  creation, restore and `init_from` all place the state with them.
+  """
   rng = jax.random.PRNGKey(config.seed)
   create = lambda: steps.create_state(model, tx, config, rng)  # noqa: E731
   abstract = jax.eval_shape(create)
-  rep = sharding.replicated(mesh)
-  abstract = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), abstract)
+  shardings = sharding.config_state_shardings(config, abstract, mesh)
+  abstract = sharding.with_shardings(abstract, shardings)
   latest = ckpt.latest_step()
   if latest is not None:
     state = ckpt.restore(abstract, latest)
     log(f"resumed from {ckpt.path(latest)} at step {latest}")
-    return state
+    return state, shardings
   path = config.init_from.checkpoint_path
   if path:  # ViT -> ViViT, position embeddings, the head's rows by name
     params, stats, where = checkpoint.load_pretrained(path)
     params = init_adapt.adapt_pretrained(config, params, abstract.params,
                                          where, log, class_names=class_names)
     checkpoint.check_fits(abstract.params, params, path)
-  state = jax.jit(create, out_shardings=rep)()
+  state = jax.jit(create, out_shardings=shardings)()
   if path:
     new_params, done, skipped, unused = checkpoint.merge_pretrained(
         state.params, params)
@@ -72,8 +75,79 @@ def initial_state(config, model, tx, mesh, ckpt, log, class_names=()):
     for name in unused:
       log(f"  unused from the checkpoint: {name}")
     state = jax.device_put(
-        state.replace(params=new_params, batch_stats=new_stats), rep)
-  return state
+        state.replace(params=new_params, batch_stats=new_stats), shardings)
+  return state, shardings
+
+
+def abstract_batch(host_batch: dict, mesh, keys=None) -> dict:
+  """Global-batch ShapeDtypeStructs (split on `data`) of one process's batch."""
+  rows = jax.process_count()
+  return {k: jax.ShapeDtypeStruct((v.shape[0] * rows,) + v.shape[1:], v.dtype,
+                                  sharding=sharding.batch_sharded(mesh))
+          for k, v in host_batch.items() if keys is None or k in keys}
+
+
+def compile_steps(config, schedule, state, shardings, train_batch, eval_batch,
+                  mesh, log=print):
+  """The train and eval steps, compiled ahead of step 0 for their fixed
+  batch shapes (jit(...).lower(abstract args).compile()); each one's
+  per-device memory is logged and checked against the device's
+  (vidjax/step_memory.py), so a step that cannot fit is one error line
+  before training starts. Returns (train, eval, compile seconds)."""
+  rep, split = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+  abstract = sharding.with_shardings(
+      jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state),
+      shardings)
+  make_eval_step = (pretrain_step.make_pretrain_eval_step
+                    if pretrain_step.task(config) == "videomae_pretrain"
+                    else steps.make_eval_step)
+  t0 = time.perf_counter()
+  train_fn = jax.jit(steps.make_train_step(config, schedule), donate_argnums=0,
+                     in_shardings=(shardings, split),
+                     out_shardings=(shardings, rep))
+  train_step = train_fn.lower(abstract, train_batch).compile()
+  eval_fn = jax.jit(make_eval_step(config), in_shardings=(shardings, split),
+                    out_shardings=split)
+  eval_step = eval_fn.lower(abstract, eval_batch).compile()
+  seconds = time.perf_counter() - t0
+  for compiled, name in ((train_step, "train"), (eval_step, "eval")):
+    log(step_memory.memory_line(compiled, name))
+    step_memory.check_fits(compiled, name)
+  return train_step, eval_step, seconds
+
+
+def device_peak_bytes() -> Optional[int]:
+  """The largest `peak_bytes_in_use` of this process's devices, where the
+  backend reports it (GPU, TPU); None on XLA:CPU."""
+  peaks = [(d.memory_stats() or {}).get("peak_bytes_in_use")
+           for d in jax.local_devices()]
+  peaks = [p for p in peaks if p is not None]
+  return max(peaks) if peaks else None
+
+
+def step_flops(config, model, mesh):
+  """(FLOPs of one train step, the device's peak FLOP/s) for `train/mfu`:
+  the model's own multiply-adds per clip (vidjax/costs.py `kernel_gmacs`,
+  scan bodies x their length) x 2 FLOPs x 3 (forward + backward) x clips
+  per step. (0, None) when the device's peak is unknown (XLA:CPU, unless
+  `config.device_peak_flops` gives one): then nothing is counted."""
+  peak = costs.device_peak_flops(mesh.devices.flat[0],
+                                 config.get("device_peak_flops", 0.0))
+  if not peak:
+    return 0.0, None
+  macs = costs.kernel_gmacs(model, steps.input_shape(config)) * 1e9
+  return costs.train_flops_per_clip(macs) * config.batch_size, peak
+
+
+def profile_window(config):
+  """`config.profile_steps` as (first step, count), or None (off)."""
+  value = config.get("profile_steps", "")
+  if not value:
+    return None
+  if isinstance(value, str):
+    value = value.split(",")
+  first, count = (int(v) for v in value)
+  return first, count
 
 
 def load_data(dataset_config):
@@ -129,9 +203,11 @@ def train_and_evaluate(config, workdir: str,
   # One clip of each kind now, so a data problem the config cannot tell
   # (e.g. natively stored frames smaller than the crop) fails before
   # anything is compiled.
-  train_loader.batch(0), eval_loader.batch(0)
+  # Their shapes are the compiled steps' abstract batches.
+  first_train, first_eval = train_loader.batch(0), eval_loader.batch(0)
 
-  state = initial_state(config, model, tx, mesh, ckpt, log, data.class_names)
+  state, shardings = initial_state(config, model, tx, mesh, ckpt, log,
+                                  data.class_names)
   meta = checkpoint.make_meta(config, state.params, data.class_names)
   evaluate.write_class_names(workdir, data.class_names)  # process 0 only
   start = int(jax.device_get(state.step))
@@ -139,54 +215,76 @@ def train_and_evaluate(config, workdir: str,
                                                        stop_after_steps)
   log(f"model {config.model.name}: {steps.param_count(state.params):,} "
       f"parameters; {num_steps} steps of {config.batch_size} clips on "
-      f"{mesh.devices.size} device(s) ({jax.devices()[0].platform})")
+      f"{mesh.devices.size} device(s) ({jax.devices()[0].platform}, "
+      f"{config.get('sharding', 'replicate')} state)")
 
-  rep = sharding.replicated(mesh)
-  train_step = jax.jit(steps.make_train_step(config, schedule),
-                       donate_argnums=0, out_shardings=(rep, rep))
-  make_eval_step, evaluate_fn = (
-      (pretrain_step.make_pretrain_eval_step, pretrain_step.evaluate_pretrain)
-      if pretraining else (steps.make_eval_step, evaluate.evaluate))
-  eval_step = jax.jit(make_eval_step(config), out_shardings=
-                      sharding.batch_sharded(mesh))
+  train_step, eval_step, compile_s = compile_steps(
+      config, schedule, state, shardings, abstract_batch(first_train, mesh),
+      abstract_batch(first_eval, mesh, ("video",)), mesh, log)
+  log(f"compiled the train and eval steps in {compile_s:.1f} s")
+  evaluate_fn = (pretrain_step.evaluate_pretrain if pretraining
+                 else evaluate.evaluate)
+  flops_per_step, peak_flops = step_flops(config, model, mesh)
+  profile = profile_window(config)
   workers = dict(num_workers=config.dataset.num_workers,
                  prefetch=config.dataset.prefetch)
   writer = metrics_lib.MetricWriter(workdir, enabled=is_main)
 
   def run_eval(step: int) -> dict:
-    t0 = time.time()
+    t0 = time.perf_counter()
     result = evaluate_fn(state, eval_step, eval_loader, mesh, **workers)
-    result["eval/seconds"] = time.time() - t0
+    result["eval/seconds"] = time.perf_counter() - t0
     writer.write(step, result)
     progress.write(f"step {step}: {metrics_lib.format_metrics(result)}")
     return result
 
   progress = metrics_lib.Progress(start, end, enabled=is_main)
-  pending, window_start, final = [], time.time(), {}
-  step, ok = start, False
+  pending, window_start, final = [], time.perf_counter(), {}
+  step, ok, waited, tracing = start, False, 0.0, False
   stopper = preemption.StopSignal()
   try:
     with stopper:
       batches = train_loader.iterate(start, end, **workers)
-      for host_batch in batches:
-        state, step_metrics = train_step(state, sharding.put_batch(host_batch,
-                                                                   mesh))
+      while True:
+        t0 = time.perf_counter()
+        host_batch = next(batches, None)  # time blocked waiting for data
+        waited += time.perf_counter() - t0
+        if host_batch is None:
+          break
+        if profile and step == profile[0] and is_main:
+          jax.profiler.start_trace(os.path.join(workdir, "profile"))
+          tracing = True
+        with jax.profiler.StepTraceAnnotation("train_step", step_num=step):
+          state, step_metrics = train_step(
+              state, sharding.put_batch(host_batch, mesh))
         pending.append(step_metrics)
         step += 1
+        if tracing and step == profile[0] + profile[1]:
+          jax.block_until_ready(state)  # the traced steps' device work
+          jax.profiler.stop_trace()
+          tracing = False
         progress.update()
         if step % config.log_every_steps == 0 or step == end:
           fetched = jax.device_get(pending)  # the one host sync per window
           row = {k: (np.mean([m[k] for m in fetched]) if k in _AVERAGED
                      else fetched[-1][k]) for k in fetched[-1]}
-          elapsed = time.time() - window_start
+          elapsed = time.perf_counter() - window_start
           row["train/steps_per_sec"] = len(fetched) / elapsed
           row["train/clips_per_sec"] = (len(fetched) * config.batch_size /
                                         elapsed)
+          row["train/data_wait_frac"] = min(waited / elapsed, 1.0)
+          if peak_flops:
+            row["train/mfu"] = costs.mfu(len(fetched) * flops_per_step,
+                                         elapsed, mesh.devices.size,
+                                         peak_flops)
+          peak_bytes = device_peak_bytes()
+          if peak_bytes is not None:
+            row["train/device_peak_bytes"] = peak_bytes
           streak = int(row.pop("train/nonfinite_streak"))
           writer.write(step, row)
           progress.set_loss(row["train/loss"])
           progress.write(f"step {step}: {metrics_lib.format_metrics(row)}")
-          pending, window_start = [], time.time()
+          pending, window_start, waited = [], time.perf_counter(), 0.0
           if streak >= config.max_consecutive_nonfinite:
             raise VidjaxError(
                 f"{streak} consecutive non-finite losses/gradients at step "
@@ -197,7 +295,7 @@ def train_and_evaluate(config, workdir: str,
           ckpt.save(state, meta)
         if step % config.eval_every_steps == 0 and step < num_steps:
           run_eval(step)
-          window_start = time.time()
+          window_start, waited = time.perf_counter(), 0.0
         if stopper.should_stop(step):  # SIGTERM/SIGINT: stop after this step
           batches.close()
           break
@@ -216,6 +314,8 @@ def train_and_evaluate(config, workdir: str,
                       f"{e.strerror or e} at step {step}; last complete "
                       f"checkpoint: {ckpt.last_good()}") from None
   finally:
+    if tracing:
+      jax.profiler.stop_trace()
     progress.close()
     ckpt.close(wait=ok)
     writer.close(quiet=not ok)
