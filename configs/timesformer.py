@@ -25,7 +25,7 @@ def get_config(arg: str = ""):
   config.model.dropout_rate = 0.0
   config.model.attention_dropout_rate = 0.0
   config.model.stochastic_depth = 0.0
-  config.model.attention_impl = "einsum"
+  config.model.attention_impl = "auto"  # einsum on CPU, cuDNN on GPU, splash on TPU
   config.model.remat = False
   config.model.dtype = "float32"
   if arg == "k400":

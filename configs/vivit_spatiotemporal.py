@@ -34,7 +34,7 @@ def _common_model_options(config):
   config.model.dropout_rate = 0.0
   config.model.attention_dropout_rate = 0.0
   config.model.stochastic_depth = 0.0
-  config.model.attention_impl = "einsum"
+  config.model.attention_impl = "auto"  # einsum on CPU, cuDNN on GPU, splash on TPU
   config.model.remat = False
   config.model.dtype = "float32"
 

@@ -36,15 +36,11 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vidjax.layers.attention import (ATTENTION_IMPLS, MultiHeadSelfAttention,
-                                     einsum_attention, xla_fused_attention)
+                                     attend)
 from vidjax.layers.transformer import DropPath, MlpBlock
 
 
-def _attend(query, key, value, impl, dropout_fn):
-  """Attention over axis -3 of (..., N, heads, head_dim) q/k/v."""
-  if impl == "xla_fused" and dropout_fn is None:
-    return xla_fused_attention(query, key, value)
-  return einsum_attention(query, key, value, dropout_fn=dropout_fn)
+_attend = attend  # attention over axis -3 of (..., N, heads, head_dim) q/k/v
 
 
 class FactorisedDotProductAttention(nn.Module):
@@ -56,7 +52,7 @@ class FactorisedDotProductAttention(nn.Module):
     num_heads: total number of heads.
     spatial_heads: heads attending over space; None: half of `num_heads`.
     dropout_rate: dropout on the attention weights (train only).
-    attention_impl: "einsum" or "xla_fused".
+    attention_impl: one of ATTENTION_IMPLS (vidjax.layers.attention).
     dtype: compute dtype (parameters float32).
     kernel_init: initialiser of the q/k/v kernels.
     out_kernel_init: initialiser of the output projection's kernel.
@@ -64,7 +60,7 @@ class FactorisedDotProductAttention(nn.Module):
   num_heads: int
   spatial_heads: Optional[int] = None
   dropout_rate: float = 0.0
-  attention_impl: str = "einsum"
+  attention_impl: str = "auto"
   dtype: Any = jnp.float32
   kernel_init: Callable = nn.initializers.xavier_uniform()
   out_kernel_init: Callable = nn.initializers.xavier_uniform()
@@ -124,7 +120,7 @@ class _GridBlockBase(nn.Module):
   dropout_rate: float = 0.0
   attention_dropout_rate: float = 0.0
   drop_path_rate: float = 0.0
-  attention_impl: str = "einsum"
+  attention_impl: str = "auto"
   deterministic: bool = True
   dtype: Any = jnp.float32
   layer_norm_eps: float = 1e-6    # as EncoderBlock (transformers parity)

@@ -255,7 +255,7 @@ class EncoderBlock(nn.Module):
   dropout_rate: float = 0.0
   attention_dropout_rate: float = 0.0
   drop_path_rate: float = 0.0
-  attention_impl: str = "einsum"
+  attention_impl: str = "auto"
   deterministic: bool = True
   scan_carry: bool = False
   dtype: Any = jnp.float32
@@ -297,7 +297,7 @@ class Encoder(nn.Module):
   dropout_rate: float = 0.0
   attention_dropout_rate: float = 0.0
   stochastic_depth: float = 0.0
-  attention_impl: str = "einsum"
+  attention_impl: str = "auto"
   scan_layers: bool = False
   remat: bool = False
   dtype: Any = jnp.float32

@@ -39,7 +39,7 @@ class TimeSformer(nn.Module):
   Attributes (config options): patch_size (spatial, square), hidden_size,
   num_heads, mlp_dim, num_layers, attention_type (see module docstring),
   dropout_rate, attention_dropout_rate, stochastic_depth (linear 0 -> value
-  over the blocks), attention_impl ("einsum" | "xla_fused"), remat, dtype
+  over the blocks), attention_impl ("auto" | "einsum" | "cudnn" | "splash" | "xla_fused"), remat, dtype
   (compute dtype), head_init_std (0: zero-initialised head kernel).
   """
   num_classes: int
@@ -52,7 +52,7 @@ class TimeSformer(nn.Module):
   dropout_rate: float = 0.0
   attention_dropout_rate: float = 0.0
   stochastic_depth: float = 0.0
-  attention_impl: str = "einsum"
+  attention_impl: str = "auto"
   remat: bool = False
   dtype: str = "float32"
   head_init_std: float = 0.0

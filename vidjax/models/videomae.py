@@ -122,7 +122,7 @@ class VideoMAEOptions(nn.Module):
   stochastic_depth: float = 0.0
   layer_norm_eps: float = 1e-6
   head_norm_eps: float = 1e-6
-  attention_impl: str = "einsum"
+  attention_impl: str = "auto"
   scan_layers: bool = False
   remat: bool = False
   dtype: str = "float32"

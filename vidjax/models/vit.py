@@ -64,7 +64,7 @@ class ViT(nn.Module):
   dropout_rate: float = 0.0
   attention_dropout_rate: float = 0.0
   stochastic_depth: float = 0.0
-  attention_impl: str = "einsum"
+  attention_impl: str = "auto"
   scan_layers: bool = False
   remat: bool = False
   dtype: str = "float32"

@@ -120,7 +120,7 @@ class ViViTOptions(nn.Module):
   dropout_rate: float = 0.0
   attention_dropout_rate: float = 0.0
   stochastic_depth: float = 0.0
-  attention_impl: str = "einsum"
+  attention_impl: str = "auto"
   remat: bool = False
   dtype: str = "float32"
   head_init_std: float = 0.0
