@@ -65,6 +65,10 @@ def get_config():
   config.dataset.class_names = ()
   config.dataset.num_workers = 4    # threads reading and sampling clips
   config.dataset.prefetch = 4       # batches ready ahead of the train step
+  # Clip decoding/augmentation in worker processes (vidjax/data/clip_workers.py;
+  # same batches): 0 = the threads above (small CPU configs), N processes, or
+  # -1 = one per core (paper-scale inputs).
+  config.dataset.worker_processes = 0
 
   # Input modality (two-stream inputs; vidjax/data/optical_flow.py): "rgb" (3
   # channels), "flow" (2: the quantised x, y optical flow from each sampled

@@ -260,7 +260,7 @@ def test_every_bad_input_is_skipped_and_named(tmp_path, capsys):
   assert "2 non-video files ignored:" in out and "  empty_class" in out
   with open(report.where) as f:
     assert f.read() == str(report) + "\n"
-  assert os.path.dirname(report.where).endswith("1.0.0")
+  assert os.path.dirname(report.where).endswith("2.0.0")
 
 
 def test_split_lists_and_csv(tmp_path):

@@ -18,6 +18,14 @@ different augmentations (copy r of slot u at position r * batch/k + u).
 Test views follow the field's multi-view protocol: `num_test_clips` uniformly
 spaced temporal clips x `num_test_crops` spatial crops (1: centre; 3: left,
 centre, right along the longer side, or top/centre/bottom).
+
+Work units: a batch is `plan`ned into groups of slots that share one video
+(the k copies of `repeated_aug`; the clips x crops views of a test video);
+`make` reads a group's video once and decodes each of its frames at most once
+(`_FrameCache`: the union of the copies' frames, as VideoMAE's repeated
+sampling), and `assemble` stacks, pads and mixes. `batch` runs all three in
+the caller; with config.dataset.worker_processes != 0, `iterate` runs `make`
+in worker processes (vidjax/data/clip_workers.py) with the same bytes out.
 """
 import collections
 import concurrent.futures
@@ -40,6 +48,7 @@ class ClipSpec(NamedTuple):
   flip: bool
   aug: AugmentSpec = AugmentSpec()
   test_crop_size: int = 0  # 0: crop_size
+  worker_processes: int = 0  # iterate: 0 threads; N (-1: one per core) procs
 
   @classmethod
   def from_config(cls, dataset_config, num_classes: int = 0) -> "ClipSpec":
@@ -55,9 +64,13 @@ class ClipSpec(NamedTuple):
       raise VidjaxError(
           f"config.dataset.test_resize_short={aug.test_resize_short} is "
           f"smaller than config.dataset.crop_size={d.crop_size}")
+    procs = int(d.get("worker_processes", 0))
+    if procs < -1:
+      raise VidjaxError("config.dataset.worker_processes must be -1 (one per "
+                        f"core), 0 (threads) or a process count, got {procs}")
     return cls(int(d.num_frames), int(d.frame_stride), int(d.crop_size),
                bool(d.get("flip", False)), aug,
-               int(d.get("test_crop_size", 0)))
+               int(d.get("test_crop_size", 0)), procs)
 
   @property
   def test_crop(self) -> int:
@@ -115,6 +128,37 @@ def read_frames(video, indices, window=None) -> np.ndarray:
     return video[indices]
   y, x, h, w = window
   return video[indices, y:y + h, x:x + w]
+
+
+class _FrameCache:
+  """A lazy video that decodes each frame once for all the clips of a group
+  (repeated sampling, test crops): the same bytes as decoding per clip."""
+
+  def __init__(self, video):
+    self._video, self._done = video, {}
+    self.shape = video.shape
+
+  def __len__(self) -> int:
+    return len(self._video)
+
+  def frames(self, indices) -> np.ndarray:
+    idx = [int(i) for i in np.asarray(indices).reshape(-1)]
+    missing = sorted(set(idx) - self._done.keys())
+    if missing:
+      self._done.update(zip(missing, np.asarray(self._video.frames(missing))))
+    return np.stack([self._done[i] for i in idx])
+
+
+def _shared(video, uses: int):
+  return _FrameCache(video) if uses > 1 and hasattr(video, "frames") else video
+
+
+def _groups(keys) -> list:
+  """[(key, [slots with that key])] in first-slot order."""
+  out = {}
+  for slot, key in enumerate(keys):
+    out.setdefault(int(key), []).append(slot)
+  return list(out.items())
 
 
 def _hw(video):
@@ -179,15 +223,37 @@ class TrainLoader:
       out.append(self._perm(g // n)[g % n])
     return np.array(out)
 
+  @property
+  def clip_shape(self) -> tuple:
+    s = self.spec
+    return (s.num_frames, s.crop_size, s.crop_size, len(s.aug.mean))
+
+  def plan(self, step: int) -> list:
+    """[(source index, [local slots])]: the slots of each video of `step`."""
+    return _groups(self.indices(step))
+
+  def make(self, step: int, groups) -> list:
+    """[(clips, label)] per group; each group's frames decoded once."""
+    loaded = _read(self.source, np.array([g[0] for g in groups], int))
+    out = []
+    for (_, slots), ex in zip(groups, loaded):
+      video = _shared(ex["video"], len(slots))
+      out.append(([self._augment(video, np.random.default_rng(
+          (self.seed, step, self.positions[s]))) for s in slots],
+                  int(ex["label"])))
+    return out
+
   def batch(self, step: int) -> dict:
-    idx = self.indices(step)
-    uniq, inverse = np.unique(idx, return_inverse=True)
-    loaded = _read(self.source, uniq)
-    examples = [loaded[i] for i in inverse.reshape(-1)]
-    videos = np.stack([
-        self._augment(ex["video"], np.random.default_rng((self.seed, step, j)))
-        for ex, j in zip(examples, self.positions)])
-    labels = np.array([ex["label"] for ex in examples], np.int32)
+    groups = self.plan(step)
+    clips, labels = [None] * len(self.positions), [0] * len(self.positions)
+    for (_, slots), (made, label) in zip(groups, self.make(step, groups)):
+      for s, clip in zip(slots, made):
+        clips[s], labels[s] = clip, label
+    return self.assemble(step, np.stack(clips), labels)
+
+  def assemble(self, step: int, videos: np.ndarray, labels) -> dict:
+    """The batch from its stacked clips and int labels (mixing, if on)."""
+    labels = np.array(labels, np.int32)
     if self.spec.aug.mixing:
       rng = np.random.default_rng((self.seed, step, MIX_SALT))
       videos, labels = augment.mix_batch(videos, labels, rng, self.spec.aug)
@@ -210,9 +276,9 @@ class TrainLoader:
 
   def iterate(self, start_step: int, end_step: int, num_workers: int = 4,
               prefetch: int = 4) -> Iterator[dict]:
-    """Batches start_step..end_step-1, built ahead in `num_workers` threads."""
-    return _prefetched(self.batch, range(start_step, end_step), num_workers,
-                       prefetch)
+    """Batches start_step..end_step-1, built ahead in `num_workers` threads
+    (or spec.worker_processes processes), `prefetch` batches ahead."""
+    return _iterate(self, range(start_step, end_step), num_workers, prefetch)
 
 
 class EvalLoader:
@@ -236,29 +302,50 @@ class EvalLoader:
     local = global_batch // process_count
     self.positions = range(process_index * local, (process_index + 1) * local)
 
+  @property
+  def clip_shape(self) -> tuple:
+    crop = self.spec.test_crop  # mean: one value per channel
+    return (self.spec.num_frames, crop, crop, len(self.spec.aug.mean))
+
+  def _views(self, b: int) -> list:
+    return [b * self.global_batch + j for j in self.positions]
+
+  def plan(self, b: int) -> list:
+    """[(video, [local slots])] of batch b's real (not padding) views."""
+    views = self._views(b)
+    return _groups([v // self.views_per_video for v in views
+                    if v < self.num_views])
+
+  def make(self, b: int, groups) -> list:
+    """[(clips, label)] per group: a video's views, its frames decoded once."""
+    views = self._views(b)
+    loaded = _read(self.source, np.array([g[0] for g in groups], int))
+    out = []
+    for (_, slots), ex in zip(groups, loaded):
+      video = _shared(ex["video"], len(slots))
+      out.append(([self._view(video, views[s] % self.views_per_video)
+                   for s in slots], int(ex["label"])))
+    return out
+
   def batch(self, b: int) -> dict:
     """Views b*B .. (b+1)*B-1 (this process's slice); padding has mask 0."""
-    views = [b * self.global_batch + j for j in self.positions]
-    videos = sorted({v // self.views_per_video for v in views
-                     if v < self.num_views})
-    loaded = dict(zip(videos, _read(self.source, np.array(videos, int))))
-    clips, labels, mask = [], [], []
-    for v in views:
-      if v >= self.num_views:
-        clips.append(np.zeros_like(clips[0]) if clips else None)
-        labels.append(0)
-        mask.append(0.0)
-        continue
-      ex = loaded[v // self.views_per_video]
-      clips.append(self._view(ex["video"], v % self.views_per_video))
-      labels.append(int(ex["label"]))
-      mask.append(1.0)
-    if clips[0] is None:  # this process's whole slice is padding
-      crop, channels = self.spec.test_crop, len(self.spec.aug.mean)
-      shape = (self.spec.num_frames, crop, crop, channels)  # mean: 1/channel
-      clips = [np.zeros(shape, np.uint8)] * len(clips)
-    return {"video": np.stack(clips), "label": np.array(labels, np.int32),
-            "mask": np.array(mask, np.float32)}
+    groups = self.plan(b)
+    clips, labels = [None] * len(self.positions), [0] * len(self.positions)
+    for (_, slots), (made, label) in zip(groups, self.make(b, groups)):
+      for s, clip in zip(slots, made):
+        clips[s], labels[s] = clip, label
+    real = [c for c in clips if c is not None]
+    pad = (np.zeros_like(real[0]) if real else
+           np.zeros(self.clip_shape, np.uint8))
+    return self.assemble(b, np.stack([pad if c is None else c for c in clips]),
+                         labels)
+
+  def assemble(self, b: int, videos: np.ndarray, labels) -> dict:
+    """The batch from its stacked clips (padding: zeros) and labels."""
+    mask = np.array([float(v < self.num_views) for v in self._views(b)],
+                    np.float32)
+    return {"video": videos, "label": np.array(labels, np.int32),
+            "mask": mask}
 
   def _view(self, video, k: int) -> np.ndarray:
     spec, short = self.spec, self.spec.aug.test_resize_short
@@ -277,8 +364,7 @@ class EvalLoader:
     return sampling.apply(frames, window)
 
   def iterate(self, num_workers: int = 4, prefetch: int = 4) -> Iterator[dict]:
-    return _prefetched(self.batch, range(self.num_batches), num_workers,
-                       prefetch)
+    return _iterate(self, range(self.num_batches), num_workers, prefetch)
 
 
 class Subset:
@@ -310,6 +396,14 @@ def _read(source, indices: np.ndarray) -> list:
   if hasattr(source, "__getitems__"):
     return source.__getitems__([int(i) for i in indices])
   return [source[int(i)] for i in indices]
+
+
+def _iterate(loader, keys, num_workers: int, prefetch: int):
+  procs = loader.spec.worker_processes
+  if procs == 0:
+    return _prefetched(loader.batch, keys, num_workers, prefetch)
+  from vidjax.data import clip_workers  # noqa: PLC0415
+  return clip_workers.iterate(loader, keys, procs, prefetch)
 
 
 def _prefetched(make, keys, num_workers: int, prefetch: int):

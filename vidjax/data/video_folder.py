@@ -8,9 +8,13 @@ deterministic every-5th-file-per-class test split). Public datasets
 Build (once, on first use; array_record files, so `as_data_source` gives random
 access): each video is decoded with PyAV (FFmpeg: any container/codec it
 reads), frames resized to short side `resize_short` (cv2 INTER_AREA), optionally
-subsampled to `fps`, and stored ONCE as JPEG bytes (`jpeg_quality`) in a
-sequence feature. Training never touches the original files; a clip decodes
-only the JPEGs it samples (`decode.LazyVideo`). Decoding runs in worker
+subsampled to `fps`, and stored ONCE as JPEG bytes (`jpeg_quality`). Version
+2.0.0 writes the JPEGs to per-split flat frame files next to the TFDS records
+(`frame_store.py`), so a clip reads (pread) and decodes only the frames it
+samples (`decode.LazyVideo`); the records keep the per-video fields. A 1.0.0
+build (all of a video's JPEGs in its record) stays readable (`VideoSource`);
+the version is part of the fingerprint, so a new build is 2.0.0. Training
+never touches the original files. Decoding runs in worker
 processes (`build_workers`, 0 = one per core) that stage each video's result
 in `<tag>_<hash>/staging/`, so a killed build resumes where it stopped; the
 TFDS assembly reads the staged parts while they decode (`prepare.py`).
@@ -52,7 +56,7 @@ import numpy as np  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 from tensorflow_datasets.core.utils import tqdm_utils  # noqa: E402
 
-from vidjax.data import decode, prepare, prepared  # noqa: E402
+from vidjax.data import decode, frame_store, prepare, prepared  # noqa: E402
 from vidjax.data.build_report import (  # noqa: E402,F401 (Report: API)
     PRINT_LIMIT, SPLITS, BuildSummary, Report, make_report, save_report)
 from vidjax.data.listing import Listing  # noqa: E402
@@ -75,15 +79,16 @@ class VideoFolderConfig(tfds.core.BuilderConfig):
 class VideoFolder(tfds.core.GeneratorBasedBuilder):
   """Videos decoded once into per-frame JPEGs; a label and source path each."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  VERSION = tfds.core.Version("2.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release.",
+                   "2.0.0": "JPEGs in per-split frame files (frame_store)."}
 
   def _info(self) -> tfds.core.DatasetInfo:
     listing = self.builder_config.listing
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
-            "frames": tfds.features.Sequence(
-                tfds.features.Tensor(shape=(), dtype=np.object_)),  # JPEGs
+            "first_frame": tfds.features.Scalar(dtype=np.int64),  # store
+            "num_frames": tfds.features.Scalar(dtype=np.int64),
             "height": tfds.features.Scalar(dtype=np.int32),
             "width": tfds.features.Scalar(dtype=np.int32),
             "fps": tfds.features.Scalar(dtype=np.float32),
@@ -104,6 +109,7 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, split):
     """Reads the staged videos (`prepare.Stager`) in listing order."""
     stager = self.builder_config.stager
+    writer = frame_store.FrameWriter(self.data_dir, split)
     for key, (rel, label) in enumerate(getattr(self.builder_config.listing,
                                                split)):
       out = stager.result(rel)
@@ -112,9 +118,11 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
         continue
       self._built[split].append((rel, label, len(out["frames"])))
       self.video_seconds += prepare.duration(out)
-      yield key, {"frames": out["frames"], "height": out["height"],
-                  "width": out["width"], "fps": out["fps"], "label": label,
-                  "path": rel}
+      first = writer.add(out["frames"], out["height"], out["width"])
+      yield key, {"first_frame": first, "num_frames": len(out["frames"]),
+                  "height": out["height"], "width": out["width"],
+                  "fps": out["fps"], "label": label, "path": rel}
+    writer.close()
     self._finished.add(split)
 
   def _download_and_prepare(self, dl_manager, download_config):
@@ -152,13 +160,45 @@ def fingerprint(listing: Listing, resize_short: int, fps: float,
                     "train": [(p, y, sizes[p]) for p, y in listing.train],
                     "test": [(p, y, sizes[p]) for p, y in listing.test],
                     "resize_short": int(resize_short), "fps": float(fps),
-                    "jpeg_quality": int(jpeg_quality), "version": "1.0.0"})
+                    "jpeg_quality": int(jpeg_quality),
+                    "version": str(VideoFolder.VERSION)})
   return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
+class StoredSource:
+  """Random access to one split of a 2.0.0 build: `source[i]` -> {"video":
+  LazyVideo reading only the frames asked (frame_store), "label": int,
+  "path": str}. No TFDS record is parsed; pickles small (worker processes)."""
+
+  def __init__(self, store: frame_store.FrameStore, records, rows):
+    self.store, self._records = store, np.asarray(records, np.int64)
+    self.paths = [r[0] for r in rows]
+    self.labels = np.array([r[1] for r in rows], np.int64)
+    self.num_frames = np.array([r[2] for r in rows], np.int64)
+    stored = store.videos[self._records, 1] if len(self._records) else []
+    if not np.array_equal(stored, self.num_frames):
+      raise VidjaxError(f"the frame files of {store.folder} are out of step "
+                        f"with its {INDEX_FILE}; delete its folder")
+
+  def __len__(self) -> int:
+    return len(self._records)
+
+  def __getitem__(self, i) -> dict:
+    i = int(i)
+    if not -len(self) <= i < len(self):
+      raise IndexError(i)
+    i %= len(self)
+    return {"video": self.store.video(int(self._records[i])),
+            "label": int(self.labels[i]), "path": self.paths[i]}
+
+  def __getitems__(self, indices) -> list:
+    return [self[i] for i in indices]
+
+
 class VideoSource:
-  """Random access to one split: `source[i]` -> {"video": LazyVideo,
-  "label": int, "path": str}. `labels`/`paths`/`num_frames`: per video."""
+  """Random access to one split of a 1.0.0 build (every JPEG of a video in
+  its record): `source[i]` -> {"video": LazyVideo, "label": int, "path":
+  str}. `labels`/`paths`/`num_frames`: per video."""
 
   def __init__(self, data_source, records, rows):
     self._ds, self._records = data_source, np.asarray(records, np.int64)
@@ -318,7 +358,11 @@ def _open(builder, splits, skipped, min_frames, class_names, ignored,
     rows = splits[s]
     keep = [i for i, r in enumerate(rows) if r[2] >= min_frames]
     kept[s] = [rows[i] for i in keep]
-    sources[s] = VideoSource(builder.as_data_source(split=s), keep, kept[s])
+    folder = str(builder.data_dir)
+    sources[s] = (
+        StoredSource(frame_store.FrameStore(folder, s), keep, kept[s])
+        if frame_store.has_store(folder, s) else
+        VideoSource(builder.as_data_source(split=s), keep, kept[s]))
   report = make_report(
       name or f"{builder.name}/{builder.builder_config.name}", class_names,
       ignored, missing, kept, list(skipped) + [

@@ -1,0 +1,175 @@
+"""Per-split flat frame files: a clip reads only its own frames' JPEG bytes.
+
+Before (build version 1.0.0) a video_folder build stored each video as ONE
+TFDS array_record record holding all its JPEG frames, so every clip read and
+parsed (protobuf, GIL held: 0.5-5 ms) its whole video, ~20x the bytes a
+16-frame clip at stride 4 of a 300-frame video uses (issue #16,
+shared/notes/scale.md section 2). Build version 2.0.0 keeps the TFDS records
+for the per-video fields (label, path, size, fps, where its frames start) and
+writes the JPEG bytes of each split, in record order, to
+
+  frames-<split>.bin          the JPEGs, back to back
+  frames-<split>.offsets.npy  int64 [frames + 1]: frame k is bin[o[k]:o[k+1]]
+  frames-<split>.videos.npy   int64 [videos, 4]: first frame, frame count,
+                              height, width, per record (build order)
+
+next to the TFDS files. A clip then costs a few array look-ups and one
+`os.pread` per sampled frame (the "index" reads are the two small .npy files,
+loaded once per process). `bytes_read` counts what was read, for tests.
+
+Remote data dirs (`gs://...`, anything with a scheme) cannot be pread: their
+frames are read through a file object of `etils.epath` (TFDS's file layer;
+seek + read), one per process, behind a lock.
+
+A store pickles as its folder and split only: a worker process reopens it.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from vidjax.data import decode
+
+SPLIT_FILES = ("frames-{}.bin", "frames-{}.offsets.npy", "frames-{}.videos.npy")
+
+
+def _remote(path: str) -> bool:
+  return "://" in path
+
+
+def _open(path: str, mode: str):
+  if _remote(path):
+    from etils import epath  # noqa: PLC0415
+    return epath.Path(path).open(mode)
+  return open(path, mode)
+
+
+def _join(folder: str, name: str) -> str:
+  return f"{folder.rstrip('/')}/{name}" if _remote(folder) else os.path.join(
+      folder, name)
+
+
+def has_store(folder: str, split: str) -> bool:
+  """Whether `folder` (a build's version folder) holds `split`'s frame files."""
+  path = _join(folder, SPLIT_FILES[2].format(split))
+  if _remote(path):
+    from etils import epath  # noqa: PLC0415
+    return epath.Path(path).exists()
+  return os.path.exists(path)
+
+
+class FrameWriter:
+  """Appends videos' JPEGs to a split's files; `close` writes the indexes."""
+
+  def __init__(self, folder: str, split: str):
+    self.folder, self.split = folder, split
+    self._bin = _open(_join(folder, SPLIT_FILES[0].format(split)), "wb")
+    self._offsets, self._videos = [0], []
+
+  def add(self, jpegs, height: int, width: int) -> int:
+    """Writes one video's frames; returns the index of its first frame."""
+    first = len(self._offsets) - 1
+    for jpeg in jpegs:
+      self._bin.write(jpeg)
+      self._offsets.append(self._offsets[-1] + len(jpeg))
+    self._videos.append((first, len(jpegs), int(height), int(width)))
+    return first
+
+  def close(self):
+    self._bin.close()
+    for name, array in ((SPLIT_FILES[1], np.array(self._offsets, np.int64)),
+                        (SPLIT_FILES[2], np.array(self._videos, np.int64)
+                         .reshape(-1, 4))):
+      with _open(_join(self.folder, name.format(self.split)), "wb") as f:
+        np.save(f, array)
+
+
+class FrameStore:
+  """Random access to a split's frames: `video(r)` -> a `decode.LazyVideo`
+  of build record r that reads (pread) and decodes only the frames asked."""
+
+  def __init__(self, folder: str, split: str):
+    self.folder, self.split = folder, split
+    self.bytes_read = 0
+    self._setup()
+
+  def _setup(self):
+    with _open(_join(self.folder, SPLIT_FILES[1].format(self.split)),
+               "rb") as f:
+      self.offsets = np.load(f)
+    with _open(_join(self.folder, SPLIT_FILES[2].format(self.split)),
+               "rb") as f:
+      self.videos = np.load(f)
+    self._path = _join(self.folder, SPLIT_FILES[0].format(self.split))
+    self._fd = self._file = None
+    self._lock = threading.Lock()
+
+  def __getstate__(self):
+    return {"folder": self.folder, "split": self.split}
+
+  def __setstate__(self, state):
+    self.folder, self.split, self.bytes_read = state["folder"], state[
+        "split"], 0
+    self._setup()
+
+  def __len__(self) -> int:
+    return len(self.videos)
+
+  def read(self, frame: int) -> bytes:
+    """The JPEG bytes of stored frame `frame` (split-wide index)."""
+    lo, hi = int(self.offsets[frame]), int(self.offsets[frame + 1])
+    if _remote(self._path):
+      with self._lock:
+        if self._file is None:
+          self._file = _open(self._path, "rb")
+        self._file.seek(lo)
+        data = self._file.read(hi - lo)
+    else:
+      if self._fd is None:
+        with self._lock:
+          if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDONLY)
+      data = os.pread(self._fd, hi - lo, lo)
+    if len(data) != hi - lo:
+      raise ValueError(f"{self._path}: frame {frame} is truncated (read "
+                       f"{len(data)} of {hi - lo} bytes)")
+    self.bytes_read += len(data)
+    return data
+
+  def video(self, record: int) -> decode.LazyVideo:
+    first, count, height, width = (int(v) for v in self.videos[record])
+    return decode.LazyVideo(_Frames(self, first, count), height, width)
+
+  def close(self):
+    if self._fd is not None:
+      os.close(self._fd)
+      self._fd = None
+    if self._file is not None:
+      self._file.close()
+      self._file = None
+
+  def __del__(self):
+    try:
+      self.close()
+    except Exception:  # noqa: BLE001 - interpreter shutdown
+      pass
+
+
+class _Frames:
+  """A video's JPEGs as a lazy sequence: item k is read when asked."""
+
+  __slots__ = ("_store", "_first", "_count")
+
+  def __init__(self, store: FrameStore, first: int, count: int):
+    self._store, self._first, self._count = store, first, count
+
+  def __len__(self) -> int:
+    return self._count
+
+  def __getitem__(self, k: int) -> bytes:
+    k = int(k)
+    if not 0 <= k < self._count:
+      raise IndexError(k)
+    return self._store.read(self._first + k)
