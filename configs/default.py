@@ -14,6 +14,9 @@ def get_config():
   config.task = "classification"
   config.seed = 0
   config.batch_size = 64            # global, over all devices and hosts
+  # k > 1: k micro-batches of batch_size/k scanned in one step, gradients
+  # averaged, one update (vidjax/steps.py); batch_size % (k x devices) == 0.
+  config.grad_accum_steps = 1
   config.eval_batch_size = 128      # views per eval step, global
   config.num_train_steps = 1000
   config.num_train_epochs = -1.0    # > 0: overrides num_train_steps

@@ -63,6 +63,7 @@ def check_run(config, mesh) -> Preflight:
                        optim.make_schedule(config.optimizer, 2, 1))
   sharding.check_batch_size(config.batch_size, mesh)
   sharding.check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
+  steps.check_grad_accum(config, mesh.devices.size, jax.process_count())
   spec = ClipSpec.from_config(config.dataset)  # augmentation options
   check_batch(spec.aug, config.batch_size, jax.process_count())
   frame_sizes.check(config.dataset)

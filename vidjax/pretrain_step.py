@@ -14,18 +14,25 @@ normalised clip as in classification. With `model.mask_ratio=0` nothing is
 masked and the loss covers every token (the no-masking speed baseline).
 
 Masks are drawn inside the jitted step from the step's key (the dropout key
-folded with the step, split in two): no host work. Evaluation: the same loss
+folded with the step, split in two): no host work. The step draws the whole
+batch's tube masks itself and hands them to the model, so with
+`config.grad_accum_steps` = k > 1 (micro-batches scanned in the step,
+vidjax/steps.py) every clip keeps the mask it has at k = 1 and the update
+equals the full-batch one. Evaluation: the same loss
 on the test split's views with fixed masks (key 0), `eval/recon_loss`.
 """
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vidjax import sharding
+from vidjax import registry, sharding
 from vidjax.errors import VidjaxError
 from vidjax.layers import masking
 from vidjax import steps
-from vidjax.steps import TrainState, normalize
+from vidjax.steps import (TrainState, accumulate, normalize,
+                          split_micro_batches)
 
 TASKS = ("classification", "videomae_pretrain")
 PRETRAIN_MODELS = ("videomae_pretrain",)
@@ -60,28 +67,51 @@ def _loss_fn(config):
   patch = tuple(config.model.patch_size)
   norm_pix = bool(config.model.get("norm_pix_loss", True))
 
-  def per_clip(apply_fn, params, video, train, rngs):
+  def per_clip(apply_fn, params, video, train, rngs, mask=None):
     x = normalize(video, mean, std)
-    pred, target_idx = apply_fn({"params": params}, x, train=train, rngs=rngs)
+    pred, target_idx = apply_fn({"params": params}, x, train=train, rngs=rngs,
+                                mask=mask)
     video01 = video.astype(jnp.float32) * (1.0 / 255.0)
     return reconstruction_loss(pred, video01, target_idx, patch, norm_pix)
   return per_clip
+
+
+def _mask_ratio(model_config) -> float:
+  """config.model.mask_ratio, else the model class's default."""
+  if "mask_ratio" in model_config:
+    return float(model_config.mask_ratio)
+  cls = registry.get_model_class(model_config.name)
+  return float(next(f.default for f in dataclasses.fields(cls)
+                    if f.name == "mask_ratio"))
 
 
 def make_pretrain_step(config, schedule):
   """(state, batch) -> (state, metrics); batch["video"] uint8, labels unused."""
   per_clip = _loss_fn(config)
 
+  accum = steps.grad_accum_steps(config)
+  patch = tuple(config.model.patch_size)
+  ratio = _mask_ratio(config.model)
+
   def train_step(state: TrainState, batch: dict):
     rng = jax.random.fold_in(state.rng, state.step)
     dropout_rng, mask_rng = jax.random.split(rng)
-    rngs = {"dropout": dropout_rng, "masking": mask_rng}
+    video = batch["video"]
+    grid = tuple(s // p for s, p in zip(video.shape[1:4], patch))
+    mask = masking.tube_mask(mask_rng, video.shape[0], grid, ratio)
 
-    def loss_fn(params):
-      return per_clip(state.apply_fn, params, batch["video"], True,
-                      rngs).mean()
+    def loss_fn(params, micro, rng):
+      loss = per_clip(state.apply_fn, params, micro[0], True,
+                      {"dropout": rng}, micro[1]).mean()
+      return loss, ((), ())
 
-    loss, grads = jax.value_and_grad(loss_fn)(state.params)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    if accum == 1:
+      (loss, _), grads = grad_fn(state.params, (video, mask), dropout_rng)
+    else:
+      loss, grads, _, _ = accumulate(
+          lambda p, m, i, c: grad_fn(p, m, jax.random.fold_in(dropout_rng, i)),
+          state.params, split_micro_batches((video, mask), accum), accum, ())
     new_state, grad_norm = steps.guarded_update(state, loss, grads)
     metrics = {
         "train/loss": loss,

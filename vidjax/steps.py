@@ -4,6 +4,16 @@ The whole update is one jitted function with the state donated: input
 normalisation (uint8 -> float happens on the device), forward, loss, backward,
 optimizer, metrics. A non-finite loss or gradient norm skips the update inside
 the step (no host sync) and is counted in `skipped_steps`.
+
+Gradient accumulation (`config.grad_accum_steps` = k > 1): the batch is cut
+into k micro-batches of batch/k inside the same jitted step and a `lax.scan`
+runs forward and backward on each; the gradients (and loss and metrics) are
+averaged and one optimizer update follows, so the update equals the
+full-batch one (each micro-batch mean has the same weight). Row r goes to
+micro-batch r % k: a (B, ...) -> (B/k, k, ...) reshape keeps every device's
+rows of the `data`-sharded batch on that device (no communication), given
+batch_size % (k x devices) == 0 (`check_grad_accum`). BatchNorm statistics
+run through the micro-batches in order.
 """
 from typing import Any, Callable
 
@@ -13,6 +23,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from vidjax.errors import VidjaxError
 from vidjax.layers.transformer import AUX_LOSS, total_aux_loss
 
 
@@ -112,6 +123,65 @@ def guarded_update(state: TrainState, loss, grads, new_stats=None):
   return new_state, grad_norm
 
 
+def grad_accum_steps(config) -> int:
+  """`config.grad_accum_steps` (1 when absent)."""
+  return int(config.get("grad_accum_steps", 1))
+
+
+def check_grad_accum(config, num_devices: int, processes: int = 1):
+  """batch_size must split into k micro-batches with rows on every device."""
+  k = grad_accum_steps(config)
+  if k < 1:
+    raise VidjaxError(f"config.grad_accum_steps={k} must be >= 1")
+  unit = k * num_devices
+  if k > 1 and (config.batch_size % unit or config.batch_size % (
+      k * processes)):
+    raise VidjaxError(
+        f"config.batch_size={config.batch_size} is not divisible by "
+        f"config.grad_accum_steps={k} x {num_devices} devices = {unit}")
+
+
+def split_micro_batches(tree, k: int):
+  """(B, ...) leaves -> (k, B/k, ...), row r in micro-batch r % k (so each
+  device's contiguous rows of a batch-sharded array stay on that device)."""
+  def split(a):
+    a = a.reshape((a.shape[0] // k, k) + a.shape[1:])
+    return jnp.swapaxes(a, 0, 1)
+  return jax.tree.map(split, tree)
+
+
+def accumulate(grad_fn, params, micro_batches, k: int, carry):
+  """Mean loss, gradients and metrics of `grad_fn` over k micro-batches.
+
+  grad_fn(params, micro_batch, index, carry) -> ((loss, (metrics, carry)),
+  grads), as `jax.value_and_grad(..., has_aux=True)` gives; `carry` (e.g.
+  BatchNorm statistics) is threaded through the micro-batches in order.
+  Returns (loss, grads, metrics, carry), summed in float32 inside a
+  `lax.scan` (one micro-batch's activations live at a time).
+  """
+  def body(acc, inputs):
+    index, micro = inputs
+    loss_sum, grad_sum, metric_sum, carry = acc
+    (loss, (metrics, carry)), grads = grad_fn(params, micro, index, carry)
+    add = lambda a, b: a + b.astype(a.dtype)  # noqa: E731
+    return (loss_sum + loss, jax.tree.map(add, grad_sum, grads),
+            jax.tree.map(add, metric_sum, metrics), carry), None
+
+  zeros = lambda t: jax.tree.map(  # noqa: E731
+      lambda a: jnp.zeros(a.shape, jnp.float32), t)
+  metric_shapes = jax.eval_shape(
+      lambda: grad_fn(params, jax.tree.map(lambda a: a[0], micro_batches),
+                      0, carry)[0][1][0])
+  init = (jnp.zeros((), jnp.float32), zeros(params), zeros(metric_shapes),
+          carry)
+  (loss, grads, metrics, carry), _ = jax.lax.scan(
+      body, init, (jnp.arange(k), micro_batches))
+  scale = 1.0 / k
+  grads = jax.tree.map(lambda g, p: (g * scale).astype(p.dtype), grads, params)
+  metrics = jax.tree.map(lambda m: m * scale, metrics)
+  return loss * scale, grads, metrics, carry
+
+
 def make_train_step(config, schedule):
   """The train step of `config.task` (pretraining: vidjax/pretrain_step.py)."""
   from vidjax import pretrain_step  # noqa: PLC0415 (it imports this module)
@@ -121,6 +191,7 @@ def make_train_step(config, schedule):
   smoothing = float(config.label_smoothing)
   nan_steps = tuple(int(s) for s in config.get("inject_nan_at_steps", ()))
   aux_weight = float(config.get("aux_loss_weight", 0.0))
+  accum = grad_accum_steps(config)
 
   def train_step(state: TrainState, batch: dict):
     x = normalize(batch["video"], mean, std)
@@ -129,29 +200,37 @@ def make_train_step(config, schedule):
                     jnp.nan, x)
     rng = jax.random.fold_in(state.rng, state.step)
 
-    def loss_fn(params):
-      logits, new_stats, aux = _apply(state, params, x, True, rng,
-                                      with_aux=True)
+    def loss_fn(params, x, label, rng, stats):
+      logits, new_stats, aux = _apply(state.replace(batch_stats=stats),
+                                      params, x, True, rng, with_aux=True)
       logits = logits.astype(jnp.float32)
-      if batch["label"].ndim == 2:  # mixup/cutmix soft labels [B, K]
-        labels = batch["label"].astype(jnp.float32)
+      if label.ndim == 2:  # mixup/cutmix soft labels [B, K]
+        labels = label.astype(jnp.float32)
       else:
-        labels = jax.nn.one_hot(batch["label"], logits.shape[-1])
+        labels = jax.nn.one_hot(label, logits.shape[-1])
       if smoothing:
         labels = optax.smooth_labels(labels, smoothing)
       loss = optax.softmax_cross_entropy(logits, labels).mean()
       if aux_weight:
         loss = loss + aux_weight * aux
-      return loss, (logits, new_stats)
+      top1 = jnp.mean(jnp.argmax(logits, -1) == (
+          jnp.argmax(label, -1) if label.ndim == 2 else label))
+      return loss, (top1, new_stats)
 
-    (loss, (logits, new_stats)), grads = jax.value_and_grad(
-        loss_fn, has_aux=True)(state.params)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    if accum == 1:
+      (loss, (top1, new_stats)), grads = grad_fn(
+          state.params, x, batch["label"], rng, state.batch_stats)
+    else:
+      micro = split_micro_batches((x, batch["label"]), accum)
+      loss, grads, top1, new_stats = accumulate(
+          lambda p, m, i, stats: grad_fn(p, m[0], m[1],
+                                         jax.random.fold_in(rng, i), stats),
+          state.params, micro, accum, state.batch_stats)
     new_state, grad_norm = guarded_update(state, loss, grads, new_stats)
     metrics = {
         "train/loss": loss,
-        "train/top1": jnp.mean(jnp.argmax(logits, -1) == (
-            jnp.argmax(batch["label"], -1) if batch["label"].ndim == 2
-            else batch["label"])),
+        "train/top1": top1,
         "train/grad_norm": grad_norm,
         "train/lr": schedule(state.step),
         "train/skipped_steps": new_state.skipped_steps,
