@@ -35,9 +35,10 @@ def get_config():
   config.max_consecutive_nonfinite = 10
   config.inject_nan_at_steps = ()  # testing: make these steps' inputs NaN
   # Train state placement (vidjax/sharding.py): "replicate" | "fsdp" (params
-  # and optimizer state split over the devices, leaves >= fsdp_min_size_mb).
+  # and optimizer state split over the devices, leaves >= fsdp_min_size_mb;
+  # 1 MiB, not big_vision's 4, so ViT-B's 2.25 MiB attention kernels split).
   config.sharding = "replicate"
-  config.fsdp_min_size_mb = 4.0
+  config.fsdp_min_size_mb = 1.0
   # Profiling and utilisation (vidjax/train.py): "first,count" (or a tuple)
   # traces those steps on process 0 to WORKDIR/profile (TensorBoard's
   # profile tab); "": off. device_peak_flops: one device's FLOP/s for
