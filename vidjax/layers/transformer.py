@@ -10,7 +10,15 @@ branch; as in ViViT/scenic the rate grows linearly from 0 at the first block to
 * `scan_layers=True`: one `nn.scan` over the blocks; parameters are stacked on
   a leading layer axis under `layers/` (faster compiles for deep models on
   accelerators; ~17% slower steps on CPU).
-* `remat=True`: `nn.remat` each block (recompute activations in backward).
+* `remat=True`: `nn.remat` each block (recompute activations in backward),
+  saving what `remat_policy` names in `jax.checkpoint_policies`
+  (https://docs.jax.dev/en/latest/gradient-checkpointing.html):
+  "nothing_saveable" (default: only the block inputs are kept),
+  "dots_with_no_batch_dims_saveable" (keep the weight matmuls' outputs,
+  recompute attention and elementwise ops), "dots_saveable",
+  "everything_saveable", ... (`REMAT_POLICIES`). On XLA:CPU only scanned
+  blocks (`scan_layers=True`) lower the temporary memory: XLA's CSE merges
+  an unrolled block's recompute with its forward pass (measured, RESULTS.md).
 Unrolled parameters live under `block_0 .. block_{L-1}`; stacking those along
 a new axis 0 gives exactly the scanned `layers/` tree.
 
@@ -33,6 +41,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vidjax.errors import VidjaxError
 from vidjax.layers.attention import MultiHeadSelfAttention
 
 NORMS = ("layernorm", "rmsnorm")
@@ -40,6 +49,25 @@ MLPS = ("gelu", "swiglu", "moe")
 AUX_LOSS = "aux_loss"  # collection of the losses blocks sow (MoE balancing)
 # Encoder/EncoderBlock options a model config may set to pick a block variant.
 BLOCK_VARIANTS = ("norm", "mlp", "num_experts", "moe_top_k")
+# Names in jax.checkpoint_policies that are policies (not policy factories).
+REMAT_POLICIES = ("nothing_saveable", "everything_saveable", "dots_saveable",
+                  "checkpoint_dots", "dots_with_no_batch_dims_saveable",
+                  "checkpoint_dots_with_no_batch_dims")
+
+
+def remat_block(block_cls, policy: str = "nothing_saveable",
+                scanned: bool = False):
+  """`nn.remat(block_cls)` saving what the named checkpoint policy allows.
+
+  Unrolled blocks keep `prevent_cse=True` (so the recompute is not merged
+  with the forward pass); under `nn.scan` the loop already prevents it.
+  """
+  if policy not in REMAT_POLICIES:
+    raise VidjaxError(f"config.model.remat_policy={policy!r}; expected one of "
+                      f"{', '.join(REMAT_POLICIES)}")
+  fn = (None if policy == "nothing_saveable"  # nn.remat's own default
+        else getattr(jax.checkpoint_policies, policy))
+  return nn.remat(block_cls, prevent_cse=not scanned, policy=fn)
 
 
 class DropPath(nn.Module):
@@ -300,6 +328,7 @@ class Encoder(nn.Module):
   attention_impl: str = "auto"
   scan_layers: bool = False
   remat: bool = False
+  remat_policy: str = "nothing_saveable"  # REMAT_POLICIES
   dtype: Any = jnp.float32
   # Any block with EncoderBlock's constructor options and a
   # `__call__(x, drop_path_rate=None)`, e.g. the factorised blocks of
@@ -341,7 +370,7 @@ class Encoder(nn.Module):
       raise ValueError(f"norm={self.norm!r} / mlp={self.mlp!r} need "
                        "EncoderBlock blocks")
     if self.remat:
-      block_cls = nn.remat(block_cls, prevent_cse=not self.scan_layers)
+      block_cls = remat_block(block_cls, self.remat_policy, self.scan_layers)
 
     if self.scan_layers and self.num_layers > 0:
       rates: Optional[jax.Array] = None

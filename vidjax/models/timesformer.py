@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from vidjax.layers.embedding import TubeletEmbedding
 from vidjax.layers.factorized_attention import DividedSpaceTimeBlock
-from vidjax.layers.transformer import EncoderBlock
+from vidjax.layers.transformer import EncoderBlock, remat_block
 from vidjax.models.vivit import _head, check_tubelet_input, compute_dtype
 from vidjax.registry import register_model
 
@@ -54,6 +54,7 @@ class TimeSformer(nn.Module):
   stochastic_depth: float = 0.0
   attention_impl: str = "auto"
   remat: bool = False
+  remat_policy: str = "nothing_saveable"  # a jax.checkpoint_policies name
   dtype: str = "float32"
   head_init_std: float = 0.0
   # transformers/original TimeSformer use exact (erf) GELU, LayerNorm eps
@@ -100,15 +101,16 @@ class TimeSformer(nn.Module):
     denom = max(self.num_layers - 1, 1)
     rates = [self.stochastic_depth * i / denom for i in range(self.num_layers)]
     if self.attention_type == "joint_space_time":
-      block_cls = nn.remat(EncoderBlock) if self.remat else EncoderBlock
+      block_cls = (remat_block(EncoderBlock, self.remat_policy) if self.remat
+                   else EncoderBlock)
       tokens = jnp.concatenate([cls, patches.reshape(batch, -1, dim)], axis=1)
       for i, rate in enumerate(rates):
         tokens = block_cls(drop_path_rate=rate, name=f"block_{i}",
                            **kwargs)(tokens)
       cls = tokens[:, :1]
     else:
-      block_cls = (nn.remat(DividedSpaceTimeBlock) if self.remat
-                   else DividedSpaceTimeBlock)
+      block_cls = (remat_block(DividedSpaceTimeBlock, self.remat_policy)
+                   if self.remat else DividedSpaceTimeBlock)
       temporal = self.attention_type == "divided_space_time"
       for i, rate in enumerate(rates):
         cls, patches = block_cls(drop_path_rate=rate, temporal=temporal,

@@ -61,7 +61,7 @@ from vidjax.registry import register_model
 
 _BLOCK_FIELDS = ("dropout_rate", "attention_dropout_rate", "stochastic_depth",
                  "layer_norm_eps", "attention_impl", "scan_layers", "remat",
-                 "dtype")
+                 "remat_policy", "dtype")
 
 
 def _blocks(options: dict, num_layers, num_heads, mlp_dim, final_norm,
@@ -74,7 +74,8 @@ def _blocks(options: dict, num_layers, num_heads, mlp_dim, final_norm,
       attention_dropout_rate=o["attention_dropout_rate"],
       stochastic_depth=o["stochastic_depth"],
       attention_impl=o["attention_impl"], scan_layers=o["scan_layers"],
-      remat=o["remat"], dtype=compute_dtype(o["dtype"]),
+      remat=o["remat"], remat_policy=o["remat_policy"],
+      dtype=compute_dtype(o["dtype"]),
       block_options=(("key_bias", False), ("approximate_gelu", False),
                      ("layer_norm_eps", o["layer_norm_eps"])),
       final_norm=final_norm, layer_norm_eps=final_eps, name=name)
@@ -125,6 +126,7 @@ class VideoMAEOptions(nn.Module):
   attention_impl: str = "auto"
   scan_layers: bool = False
   remat: bool = False
+  remat_policy: str = "nothing_saveable"  # a jax.checkpoint_policies name
   dtype: str = "float32"
 
   def check_input(self, input_shape):

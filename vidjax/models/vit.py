@@ -67,6 +67,7 @@ class ViT(nn.Module):
   attention_impl: str = "auto"
   scan_layers: bool = False
   remat: bool = False
+  remat_policy: str = "nothing_saveable"  # a jax.checkpoint_policies name
   dtype: str = "float32"
   head_init_std: float = 0.0
   norm: str = "layernorm"

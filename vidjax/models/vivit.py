@@ -94,7 +94,8 @@ def _encoder_kwargs(model: nn.Module, num_layers: int) -> dict:
       attention_dropout_rate=model.attention_dropout_rate,
       stochastic_depth=model.stochastic_depth,
       attention_impl=model.attention_impl, scan_layers=model.scan_layers,
-      remat=model.remat, dtype=compute_dtype(model.dtype),
+      remat=model.remat, remat_policy=model.remat_policy,
+      dtype=compute_dtype(model.dtype),
       # norm / mlp / MoE block variants, where the model has those options.
       **{k: getattr(model, k) for k in BLOCK_VARIANTS if hasattr(model, k)})
 
@@ -122,6 +123,7 @@ class ViViTOptions(nn.Module):
   stochastic_depth: float = 0.0
   attention_impl: str = "auto"
   remat: bool = False
+  remat_policy: str = "nothing_saveable"  # a jax.checkpoint_policies name
   dtype: str = "float32"
   head_init_std: float = 0.0
 

@@ -53,7 +53,8 @@ class _FactorisedViViT(ViViTOptions):
         mlp_dim=self.mlp_dim, dropout_rate=self.dropout_rate,
         attention_dropout_rate=self.attention_dropout_rate,
         stochastic_depth=self.stochastic_depth,
-        attention_impl=self.attention_impl, remat=self.remat, dtype=dtype,
+        attention_impl=self.attention_impl, remat=self.remat,
+        remat_policy=self.remat_policy, dtype=dtype,
         block_cls=type(self).block_cls, name="encoder")(tokens, train=train)
     pooled = tokens.mean(axis=(1, 2))
     return _head(self.num_classes, self.head_init_std)(
