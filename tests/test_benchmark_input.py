@@ -68,3 +68,34 @@ def test_plain_loop_decodes_the_frames_the_pipeline_stores(tmp_path):
   dist = np.abs(plain[:, None] - stored[None]).mean(axis=(2, 3, 4))
   np.testing.assert_array_equal(dist.argmin(1), idx)
   assert dist[np.arange(5), idx].max() < 3.0
+
+
+def test_paper_mode_prints_the_worker_figures_in_one_line(tmp_path):
+  """--mode=paper (issue #16): bare decode limit, 1 and 2 worker processes
+  and their ratios, on the same timed clips, in one JSON line."""
+  cmd = [sys.executable, "-m", "tools.benchmark_input",
+         "--config=configs/vivit_factorized.py", "--mode=paper",
+         "--storage_short=64", "--crop=48", "--frames=4", "--stride=2",
+         "--batches=2", "--paper_batch=2", "--processes=1,2",
+         "--sample_clips=carphone_pristine", "--piece_frames=24",
+         f"--data_dir={tmp_path / 'tfds'}"]
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
+  out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
+  assert len(lines) == 1, out.stdout
+  row = json.loads(lines[0])
+  assert row["mode"] == "paper" and row["clip_shape"] == [4, 48, 48, 3]
+  assert row["stored_frame_size"] == [64, 78]  # 176x144 at short side 64
+  assert row["timed_clips"] == 2 * 2
+  rates = {k: row[k] for k in ("bare_clips_per_sec", "bare_warp_clips_per_sec",
+                               "workers_1_clips_per_sec",
+                               "workers_2_clips_per_sec")}
+  assert all(v > 0 for v in rates.values()), rates
+  assert row["one_worker_vs_bare"] == pytest.approx(
+      rates["workers_1_clips_per_sec"] / rates["bare_clips_per_sec"], rel=0.01,
+      abs=1e-3)
+  assert row["two_vs_one"] == pytest.approx(
+      rates["workers_2_clips_per_sec"] / rates["workers_1_clips_per_sec"],
+      rel=0.01, abs=1e-3)

