@@ -88,7 +88,7 @@ def benchmark(config, num_steps: int, warmup: int) -> dict:
       "compile_seconds": round(compile_s, 3),
       "gflops_per_clip": round(flops_per_clip / 1e9, 4),
       "tflops_per_sec": round(flops_per_clip * config.batch_size / median /
-                              1e12, 4),
+                              1e12, 6),
       "mfu": None if mfu is None else round(mfu, 6),
       "peak_flops_per_device": peak,
       "xla_gflops_per_device": round(xla_flops / 1e9, 4),
