@@ -57,6 +57,7 @@ def storage(config, short_side: int):
   docstring); one prepared dataset per (dataset, short side)."""
   config.dataset.resize_short = short_side
   config.dataset.fps = 0.0
+  config.dataset.worker_processes = -1  # decode clips in one process per core
   return config
 
 
