@@ -10,7 +10,12 @@ never replaces a good one: a process killed mid-save leaves a
 the next run's manager deletes.
 A failed write (disk full, read-only) becomes one VidjaxError naming the
 folder and the last complete checkpoint, and parameters that are not finite
-are never written.
+are never written. Workdirs and `init_from` paths may be remote (gs://...):
+Orbax writes them itself; vidjax lists them through etils.epath.
+
+The restore target carries the run's shardings (`config.sharding`,
+vidjax/sharding.py), so Orbax places each array as the step expects: a
+checkpoint written replicated restores sharded, and the other way round.
 """
 import json
 import os
@@ -21,6 +26,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from vidjax.config_check import absolute_path, is_remote, remote_path
 from vidjax.errors import VidjaxError
 from vidjax.steps import TrainState, flat_shapes
 
@@ -35,7 +41,7 @@ class Checkpointer:
   """The run's checkpoints under `workdir/checkpoints`."""
 
   def __init__(self, workdir: str, keep: int):
-    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    self.directory = os.path.join(absolute_path(workdir), "checkpoints")
     self.manager = _manager(self.directory, keep)
 
   def latest_step(self) -> Optional[int]:
@@ -162,18 +168,24 @@ def check_shapes(saved: dict, wanted: dict, where: str):
 
 
 def _resolve(path: str) -> Tuple[str, int]:
-  """A run workdir, its checkpoints folder, or one step folder -> (dir, step)."""
-  path = os.path.abspath(path)
-  if not os.path.exists(path):
+  """A run workdir, its checkpoints folder, or one step folder -> (dir, step).
+  Remote paths (gs://...) are listed through etils.epath."""
+  path = absolute_path(path)
+  exists, isdir, listdir = os.path.exists, os.path.isdir, os.listdir
+  if is_remote(path):
+    exists = lambda p: remote_path(p).exists()  # noqa: E731
+    isdir = lambda p: remote_path(p).is_dir()  # noqa: E731
+    listdir = lambda p: [c.name for c in remote_path(p).iterdir()]  # noqa: E731
+  if not exists(path):
     raise VidjaxError(f"config.init_from.checkpoint_path={path} does not exist")
-  if os.path.isdir(os.path.join(path, "checkpoints")):
+  if isdir(os.path.join(path, "checkpoints")):
     path = os.path.join(path, "checkpoints")
-  if os.path.isdir(os.path.join(path, "state")):
-    base = os.path.basename(path)
+  if isdir(os.path.join(path, "state")):
+    base = os.path.basename(path.rstrip("/"))
     if base.isdigit():
-      return os.path.dirname(path), int(base)
-  steps = [int(d) for d in os.listdir(path) if d.isdigit()
-           and os.path.isdir(os.path.join(path, d, "state"))]
+      return os.path.dirname(path.rstrip("/")), int(base)
+  steps = [int(d) for d in listdir(path) if d.isdigit()
+           and isdir(os.path.join(path, d, "state"))]
   if not steps:
     raise VidjaxError(f"config.init_from.checkpoint_path={path} holds no "
                       "vidjax checkpoint (expected checkpoints/<step>/state)")

@@ -2,6 +2,13 @@
 
 Every failure is a `VidjaxError` whose one line names the config key (or the
 workdir) at fault.
+
+Workdirs and checkpoint paths may be remote (`gs://bucket/run`: Orbax,
+TensorBoard's writer and JAX's profiler take such paths). `absolute_path`
+leaves them as they are (os.path.abspath would make gs://b/x into
+/cwd/gs:/b/x) and `remote_path` opens them with `etils.epath`
+(https://github.com/google/etils, `epath.Path`: gs:// through
+tf.io.gfile / gcsfs); local paths keep the builtin `open` and `os`.
 """
 import os
 import tempfile
@@ -101,10 +108,46 @@ def check_profile_steps(value):
                       f"{value!r}")
 
 
+def is_remote(path) -> bool:
+  """True for a path with a scheme, e.g. gs://bucket/run."""
+  return "://" in str(path)
+
+
+def absolute_path(path: str) -> str:
+  """An absolute local path; a remote one unchanged."""
+  path = str(path)
+  return path if is_remote(path) else os.path.abspath(os.path.expanduser(path))
+
+
+def remote_path(path: str):
+  """An `etils.epath.Path` (open, exists, is_dir, iterdir, mkdir)."""
+  from etils import epath
+  return epath.Path(path)
+
+
+def _check_remote_workdir(workdir: str) -> str:
+  path = remote_path(workdir)
+  try:
+    if path.exists() and not path.is_dir():
+      raise VidjaxError(f"--workdir={workdir} exists and is not a directory")
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / f".write_test_{os.getpid()}"
+    with probe.open("w") as f:
+      f.write("")
+    probe.unlink()
+  except (OSError, RuntimeError) as e:  # gfile raises its own kinds too
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    raise VidjaxError(f"--workdir={workdir} is not writable: {first}")
+  return workdir
+
+
 def check_workdir(workdir: str) -> str:
-  """Creates `workdir` if needed and proves it is writable; returns it."""
+  """Creates `workdir` if needed and proves it is writable; returns it
+  (absolute; a remote path as given)."""
   if not workdir:
     raise VidjaxError("--workdir is required")
+  if is_remote(workdir):
+    return _check_remote_workdir(str(workdir))
   workdir = os.path.abspath(os.path.expanduser(workdir))
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise VidjaxError(f"--workdir={workdir} exists and is not a directory")

@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 from vidjax import sharding
+from vidjax.config_check import is_remote, remote_path
 from vidjax.data.pipeline import EvalLoader
 
 
@@ -80,9 +81,10 @@ CLASS_NAMES_FILE = "class_names.json"
 def write_class_names(workdir: str, class_names: Sequence[str]) -> str:
   """Writes WORKDIR/class_names.json: a JSON list, the name of label id i at
   index i (process 0 writes; others return the path). Returns the path."""
-  path = os.path.join(workdir, CLASS_NAMES_FILE)
+  path = os.path.join(workdir, CLASS_NAMES_FILE)  # keeps gs://
   if jax.process_index() == 0:
-    with open(path, "w") as f:
+    with (remote_path(path).open("w") if is_remote(path)
+          else open(path, "w")) as f:
       json.dump([str(n) for n in class_names], f, indent=0)
   return path
 

@@ -39,6 +39,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from vidjax import checkpoint, head_remap
+from vidjax.config_check import absolute_path
 from vidjax.errors import VidjaxError
 from vidjax.layers.embedding import TUBELET_INITS, inflate_patch_kernel
 from vidjax.layers.posemb import SPATIAL_METHODS, resize_posemb, square_grid
@@ -133,7 +134,7 @@ def _map_many(fn, trees):
 
 def read_source_meta(where: str) -> dict:
   """The meta saved with a vidjax checkpoint step folder ({} if absent)."""
-  directory, step = os.path.split(os.path.abspath(where))
+  directory, step = os.path.split(absolute_path(where))  # keeps gs://
   if not step.isdigit():
     return {}
   manager = checkpoint._manager(directory, create=False)  # pylint: disable=protected-access

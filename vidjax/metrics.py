@@ -2,6 +2,8 @@
 
 One JSON object per logged step: {"step": 100, "train/loss": ..., ...}. Only
 process 0 writes. A tqdm progress bar shows step, loss, steps/s and ETA.
+A remote workdir (gs://...) is written through etils.epath and TensorBoard's
+own file system layer.
 """
 import json
 import math
@@ -10,6 +12,8 @@ import sys
 from typing import Dict
 
 import numpy as np
+
+from vidjax.config_check import is_remote, remote_path
 
 
 def _clean(value):
@@ -34,7 +38,8 @@ class MetricWriter:
       return
     row = {"step": int(step)}
     row.update({k: _clean(v) for k, v in sorted(metrics.items())})
-    with open(self.path, "a") as f:
+    with (remote_path(self.path).open("a") if is_remote(self.path)
+          else open(self.path, "a")) as f:
       f.write(json.dumps(row) + "\n")
     tb_dir = os.path.join(os.path.dirname(self.path), "tb")
     try:
