@@ -39,7 +39,6 @@ def _sports1m(config):
   config.model.fc_dim = 4096
   config.model.dropout_rate = 0.5
   config.model.batch_norm = False
-  config.model.dtype = "float32"
   config.batch_size = 30
   config.num_train_steps = 1_900_000
   config.log_every_steps = 100
@@ -49,4 +48,5 @@ def _sports1m(config):
   config.optimizer.momentum = 0.9
   config.optimizer.learning_rate = 0.003
   config.optimizer.weight_decay = 0.0
+  config.model.dtype = "bfloat16"  # compute; params, optimizer state float32
   return config

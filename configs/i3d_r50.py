@@ -65,4 +65,5 @@ def _k400(config, nonlocal_blocks: bool):
   config.eval_every_steps = 20_000
   config.checkpoint_every_steps = 5000
   config.optimizer.learning_rate = 0.01
+  config.model.dtype = "bfloat16"  # compute; params, optimizer state float32
   return config

@@ -59,4 +59,5 @@ def _imagenet(config):
   config.optimizer.momentum = 0.9
   config.optimizer.learning_rate = 0.1
   config.optimizer.weight_decay = 4e-5
+  config.model.dtype = "bfloat16"  # compute; params, optimizer state float32
   return config

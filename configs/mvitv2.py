@@ -83,4 +83,5 @@ def _s_16x4_k400(config):
   opt.warmup_epochs = 30.0
   opt.schedule = "cosine"
   opt.grad_clip_norm = 1.0
+  config.model.dtype = "bfloat16"  # compute; params, optimizer state float32
   return config

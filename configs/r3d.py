@@ -69,4 +69,5 @@ def _k400(config):
   config.optimizer.momentum = 0.9
   config.optimizer.learning_rate = 0.01
   config.optimizer.weight_decay = 1e-4
+  config.model.dtype = "bfloat16"  # compute; params, optimizer state float32
   return config

@@ -84,6 +84,7 @@ def _sports1m(config):
   config.optimizer.momentum = 0.9
   config.optimizer.learning_rate = 1e-3
   config.optimizer.weight_decay = 5e-4
+  config.model.dtype = "bfloat16"  # compute; params, optimizer state float32
   return config
 
 

@@ -63,4 +63,5 @@ def _k400(config, alpha: int, lateral_kernel: int):
   config.checkpoint_every_steps = 2000
   config.optimizer.learning_rate = 0.1
   config.optimizer.warmup_epochs = 34.0
+  config.model.dtype = "bfloat16"  # compute; params, optimizer state float32
   return config

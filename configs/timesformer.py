@@ -70,4 +70,5 @@ def _k400(config):
   config.optimizer.warmup_steps = 0
   config.optimizer.weight_decay = 1e-4
   config.optimizer.grad_clip_norm = 0.0
+  config.model.dtype = "bfloat16"  # compute; params, optimizer state float32
   return config

@@ -49,4 +49,5 @@ def _k400(config):
   config.eval_every_steps = 5000
   config.checkpoint_every_steps = 1000
   config.optimizer.learning_rate = 0.01
+  config.model.dtype = "bfloat16"  # compute; params, optimizer state float32
   return config

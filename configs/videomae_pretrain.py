@@ -119,4 +119,5 @@ def _paper(config, dataset: str, size: str):
   opt.warmup_epochs = 40.0
   opt.schedule = "cosine"
   opt.grad_clip_norm = 0.0
+  config.model.dtype = "bfloat16"  # compute; params, optimizer state float32
   return config

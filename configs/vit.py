@@ -72,4 +72,5 @@ def _imagenet(config, size: str):
   config.optimizer.warmup_steps = 10_000
   config.optimizer.weight_decay = 0.3
   config.optimizer.grad_clip_norm = 1.0
+  config.model.dtype = "bfloat16"  # compute; params, optimizer state float32
   return config

@@ -60,4 +60,5 @@ def _k400(config):
   config.optimizer.warmup_epochs = 2.5
   config.optimizer.grad_clip_norm = 1.0
   config.optimizer.weight_decay = 0.0
+  config.model.dtype = "bfloat16"  # compute; params, optimizer state float32
   return config

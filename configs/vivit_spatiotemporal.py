@@ -59,4 +59,5 @@ def k400_single_encoder(config):
   del config.model.temporal_layers
   config.model.num_layers = 12
   config.optimizer.learning_rate = 0.1  # paper's base lr (B-FE uses 0.05)
+  config.model.dtype = "bfloat16"  # compute; params, optimizer state float32
   return config
