@@ -8,7 +8,9 @@ mid-stream or odd dimensions are resized, not fatal), optionally subsampled to
 `fps`, and JPEG-encoded once. Anything wrong with a file raises `BadVideo` whose
 message is the one-line reason shown in the build report.
 
-Read time (`LazyVideo`): decodes only the JPEGs of the frames a clip samples.
+Read time (`LazyVideo`): decodes only the JPEGs of the frames a clip samples;
+`FrameCache` decodes each frame once for the several clips of one video (the
+copies of repeated sampling, the views of a test video).
 """
 from __future__ import annotations
 
@@ -220,3 +222,27 @@ class LazyVideo:
     del copy
     out = self.frames(np.arange(self.shape[0]))
     return out if dtype is None else out.astype(dtype)
+
+
+class FrameCache:
+  """A lazy video that decodes each frame once for all the clips of a group
+  (repeated sampling, test crops): the same bytes as decoding per clip."""
+
+  def __init__(self, video):
+    self._video, self._done = video, {}
+    self.shape = video.shape
+
+  def __len__(self) -> int:
+    return len(self._video)
+
+  def frames(self, indices) -> np.ndarray:
+    idx = [int(i) for i in np.asarray(indices).reshape(-1)]
+    missing = sorted(set(idx) - self._done.keys())
+    if missing:
+      self._done.update(zip(missing, np.asarray(self._video.frames(missing))))
+    return np.stack([self._done[i] for i in idx])
+
+
+def shared_frames(video, uses: int):
+  """`video` as used by `uses` clips: a FrameCache when it is lazy."""
+  return FrameCache(video) if uses > 1 and hasattr(video, "frames") else video

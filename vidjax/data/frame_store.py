@@ -22,6 +22,8 @@ frames are read through a file object of `etils.epath` (TFDS's file layer;
 seek + read), one per process, behind a lock.
 
 A store pickles as its folder and split only: a worker process reopens it.
+`StoredSource` is a split of a 2.0.0 build as a pipeline source (its rows come
+from the build's index; video_folder.py).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ import threading
 import numpy as np
 
 from vidjax.data import decode
+from vidjax.errors import VidjaxError
 
 SPLIT_FILES = ("frames-{}.bin", "frames-{}.offsets.npy", "frames-{}.videos.npy")
 
@@ -173,3 +176,33 @@ class _Frames:
     if not 0 <= k < self._count:
       raise IndexError(k)
     return self._store.read(self._first + k)
+
+
+class StoredSource:
+  """Random access to one split of a 2.0.0 build: `source[i]` -> {"video":
+  LazyVideo reading only the frames asked (frame_store), "label": int,
+  "path": str}. No TFDS record is parsed; pickles small (worker processes)."""
+
+  def __init__(self, store: FrameStore, records, rows):
+    self.store, self._records = store, np.asarray(records, np.int64)
+    self.paths = [r[0] for r in rows]
+    self.labels = np.array([r[1] for r in rows], np.int64)
+    self.num_frames = np.array([r[2] for r in rows], np.int64)
+    stored = store.videos[self._records, 1] if len(self._records) else []
+    if not np.array_equal(stored, self.num_frames):
+      raise VidjaxError(f"the frame files of {store.folder} are out of step "
+                        "with its index; delete its folder")
+
+  def __len__(self) -> int:
+    return len(self._records)
+
+  def __getitem__(self, i) -> dict:
+    i = int(i)
+    if not -len(self) <= i < len(self):
+      raise IndexError(i)
+    i %= len(self)
+    return {"video": self.store.video(int(self._records[i])),
+            "label": int(self.labels[i]), "path": self.paths[i]}
+
+  def __getitems__(self, indices) -> list:
+    return [self[i] for i in indices]

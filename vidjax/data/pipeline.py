@@ -34,7 +34,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from vidjax.data import augment
+from vidjax.data import augment, decode
 from vidjax.data.augment import AugmentSpec
 from vidjax.errors import VidjaxError
 
@@ -130,29 +130,6 @@ def read_frames(video, indices, window=None) -> np.ndarray:
   return video[indices, y:y + h, x:x + w]
 
 
-class _FrameCache:
-  """A lazy video that decodes each frame once for all the clips of a group
-  (repeated sampling, test crops): the same bytes as decoding per clip."""
-
-  def __init__(self, video):
-    self._video, self._done = video, {}
-    self.shape = video.shape
-
-  def __len__(self) -> int:
-    return len(self._video)
-
-  def frames(self, indices) -> np.ndarray:
-    idx = [int(i) for i in np.asarray(indices).reshape(-1)]
-    missing = sorted(set(idx) - self._done.keys())
-    if missing:
-      self._done.update(zip(missing, np.asarray(self._video.frames(missing))))
-    return np.stack([self._done[i] for i in idx])
-
-
-def _shared(video, uses: int):
-  return _FrameCache(video) if uses > 1 and hasattr(video, "frames") else video
-
-
 def _groups(keys) -> list:
   """[(key, [slots with that key])] in first-slot order."""
   out = {}
@@ -237,7 +214,7 @@ class TrainLoader:
     loaded = _read(self.source, np.array([g[0] for g in groups], int))
     out = []
     for (_, slots), ex in zip(groups, loaded):
-      video = _shared(ex["video"], len(slots))
+      video = decode.shared_frames(ex["video"], len(slots))
       out.append(([self._augment(video, np.random.default_rng(
           (self.seed, step, self.positions[s]))) for s in slots],
                   int(ex["label"])))
@@ -322,7 +299,7 @@ class EvalLoader:
     loaded = _read(self.source, np.array([g[0] for g in groups], int))
     out = []
     for (_, slots), ex in zip(groups, loaded):
-      video = _shared(ex["video"], len(slots))
+      video = decode.shared_frames(ex["video"], len(slots))
       out.append(([self._view(video, views[s] % self.views_per_video)
                    for s in slots], int(ex["label"])))
     return out

@@ -57,6 +57,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 from tensorflow_datasets.core.utils import tqdm_utils  # noqa: E402
 
 from vidjax.data import decode, frame_store, prepare, prepared  # noqa: E402
+from vidjax.data.frame_store import StoredSource  # noqa: E402
 from vidjax.data.build_report import (  # noqa: E402,F401 (Report: API)
     PRINT_LIMIT, SPLITS, BuildSummary, Report, make_report, save_report)
 from vidjax.data.listing import Listing  # noqa: E402
@@ -163,36 +164,6 @@ def fingerprint(listing: Listing, resize_short: int, fps: float,
                     "jpeg_quality": int(jpeg_quality),
                     "version": str(VideoFolder.VERSION)})
   return hashlib.sha1(key.encode()).hexdigest()[:12]
-
-
-class StoredSource:
-  """Random access to one split of a 2.0.0 build: `source[i]` -> {"video":
-  LazyVideo reading only the frames asked (frame_store), "label": int,
-  "path": str}. No TFDS record is parsed; pickles small (worker processes)."""
-
-  def __init__(self, store: frame_store.FrameStore, records, rows):
-    self.store, self._records = store, np.asarray(records, np.int64)
-    self.paths = [r[0] for r in rows]
-    self.labels = np.array([r[1] for r in rows], np.int64)
-    self.num_frames = np.array([r[2] for r in rows], np.int64)
-    stored = store.videos[self._records, 1] if len(self._records) else []
-    if not np.array_equal(stored, self.num_frames):
-      raise VidjaxError(f"the frame files of {store.folder} are out of step "
-                        f"with its {INDEX_FILE}; delete its folder")
-
-  def __len__(self) -> int:
-    return len(self._records)
-
-  def __getitem__(self, i) -> dict:
-    i = int(i)
-    if not -len(self) <= i < len(self):
-      raise IndexError(i)
-    i %= len(self)
-    return {"video": self.store.video(int(self._records[i])),
-            "label": int(self.labels[i]), "path": self.paths[i]}
-
-  def __getitems__(self, indices) -> list:
-    return [self[i] for i in indices]
 
 
 class VideoSource:
