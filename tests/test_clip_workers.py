@@ -182,3 +182,17 @@ def test_bad_worker_count_is_a_config_error():
   with pytest.raises(VidjaxError, match=r"config.dataset.worker_processes "
                      r"must be -1"):
     spec(-2)
+
+
+def test_too_little_shared_memory_is_one_config_line(tmp_path, monkeypatch):
+  from vidjax.data import clip_workers
+  source = make_store(tmp_path, n=4)
+  loader = TrainLoader(source, spec(1), seed=0, global_batch=4)
+  real = os.statvfs("/dev/shm")
+  free = 3 * 4 * 4 * 24 * 24 * 3  # room for 3 of the 4 batch buffers
+  monkeypatch.setattr(clip_workers.os, "statvfs", lambda path: os.statvfs_result(
+      (real.f_bsize, 1, 1000, free, free) + tuple(real)[5:]))
+  with pytest.raises(VidjaxError, match=r"4 batch buffers \(config.dataset."
+                     r"prefetch\) need 0 MiB of shared memory"):
+    next(loader.iterate(0, 2, prefetch=4))
+  assert_no_workers()

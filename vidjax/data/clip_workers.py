@@ -122,6 +122,7 @@ class _Pool:
     from multiprocessing import shared_memory  # noqa: PLC0415
     self.shape = (len(loader.positions),) + tuple(loader.clip_shape)
     size = max(int(np.prod(self.shape)), 1)
+    _check_room(size * slots, slots)
     self.shms = [shared_memory.SharedMemory(create=True, size=size)
                  for _ in range(slots)]
     self.buffers = [np.ndarray(self.shape, np.uint8, s.buf) for s in self.shms]
@@ -210,6 +211,24 @@ def _shutdown(procs, shms, tasks, n):
       s.unlink()
     except (FileNotFoundError, BufferError):
       pass
+
+
+def _check_room(need: int, slots: int, folder: str = "/dev/shm"):
+  """A ring larger than the free shared memory would kill the workers with
+  SIGBUS at their first write (Docker's default /dev/shm is 64 MB): one line
+  now instead."""
+  try:
+    st = os.statvfs(folder)
+  except OSError:
+    return  # not Linux-style shared memory: nothing to check
+  free = st.f_bavail * st.f_frsize
+  if need > free:
+    raise VidjaxError(
+        f"config.dataset.worker_processes: {slots} batch buffers "
+        f"(config.dataset.prefetch) need {need / 2**20:.0f} MiB of shared "
+        f"memory, {folder} has {free / 2**20:.0f} MiB free; lower the "
+        "prefetch or the per-host batch, enlarge /dev/shm (docker "
+        "--shm-size) or set worker_processes=0")
 
 
 def _died_line(pid: int, code) -> str:
