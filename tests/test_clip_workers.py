@@ -196,3 +196,14 @@ def test_too_little_shared_memory_is_one_config_line(tmp_path, monkeypatch):
                      r"prefetch\) need 0 MiB of shared memory"):
     next(loader.iterate(0, 2, prefetch=4))
   assert_no_workers()
+
+
+def test_the_shared_memory_is_released_with_the_iterator(tmp_path):
+  before = set(os.listdir("/dev/shm"))
+  source = make_store(tmp_path, n=4)
+  loader = TrainLoader(source, spec(1), seed=0, global_batch=4)
+  batches = loader.iterate(0, 50, prefetch=3)
+  next(batches)
+  assert len(set(os.listdir("/dev/shm")) - before) == 3  # the ring
+  batches.close()
+  assert set(os.listdir("/dev/shm")) - before == set()

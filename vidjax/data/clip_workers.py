@@ -179,6 +179,7 @@ class _Pool:
 
   def close(self):
     self.closed = True
+    self.buffers = []  # the views, so that the segments can close
     self._finalizer()
 
 
@@ -205,11 +206,14 @@ def _shutdown(procs, shms, tasks, n):
   for p in procs:
     if p.stdout:
       p.stdout.close()
-  for s in shms:
+  for s in shms:  # unlink first: close fails while a view is alive
+    try:
+      s.unlink()
+    except FileNotFoundError:
+      pass
     try:
       s.close()
-      s.unlink()
-    except (FileNotFoundError, BufferError):
+    except BufferError:
       pass
 
 
