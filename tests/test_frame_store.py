@@ -78,3 +78,51 @@ def test_a_source_pickles_as_its_folder_and_reopens(tmp_path):
   np.testing.assert_array_equal(np.asarray(again[2]["video"]),
                                 np.asarray(source[2]["video"]))
   assert again.paths == source.paths
+
+
+def test_a_version_1_build_stays_readable(tmp_path):
+  """A 1.0.0 build (all of a video's JPEGs in its TFDS record, no frame
+  files) opens as before, through the records."""
+  import cv2
+  import tensorflow_datasets as tfds
+  from vidjax.data import video_folder
+
+  frames = clip(1, n=6)  # RGB
+  jpegs = [cv2.imencode(".jpg", f[..., ::-1])[1].tobytes() for f in frames]
+
+  class OldVideoFolder(tfds.core.GeneratorBasedBuilder):
+    VERSION = tfds.core.Version("1.0.0")
+    pkg_dir_path = tmp_path  # no package metadata (tests is no package)
+
+    def _info(self):
+      return self.dataset_info_from_configs(
+          features=tfds.features.FeaturesDict({
+              "frames": tfds.features.Sequence(
+                  tfds.features.Tensor(shape=(), dtype=np.object_)),
+              "height": tfds.features.Scalar(dtype=np.int32),
+              "width": tfds.features.Scalar(dtype=np.int32),
+              "fps": tfds.features.Scalar(dtype=np.float32),
+              "label": tfds.features.ClassLabel(names=["cat", "dog"]),
+              "path": tfds.features.Text()}), disable_shuffling=True)
+
+    def _split_generators(self, dl_manager):
+      return {s: self._generate_examples(s) for s in ("train", "test")}
+
+    def _generate_examples(self, split):
+      yield 0, {"frames": jpegs, "height": frames.shape[1],
+                "width": frames.shape[2], "fps": 25.0, "label": 1,
+                "path": f"dog/{split}.mp4"}
+
+  builder = OldVideoFolder(data_dir=str(tmp_path))
+  builder.download_and_prepare(file_format="array_record")
+  assert not frame_store.has_store(str(builder.data_dir), "train")
+  rows = {s: [[f"dog/{s}.mp4", 1, 6]] for s in ("train", "test")}
+  train, test, _ = video_folder._open(
+      builder, rows, [], 1, ["cat", "dog"], [], [], "old build", name="old",
+      where=str(tmp_path / "report.txt"))
+  assert isinstance(train, video_folder.VideoSource)
+  got = train[0]["video"].frames([0, 5])
+  want = np.stack([cv2.imdecode(np.frombuffer(jpegs[i], np.uint8),
+                                cv2.IMREAD_COLOR)[..., ::-1] for i in (0, 5)])
+  np.testing.assert_array_equal(got, want)
+  assert test[0]["label"] == 1 and test[0]["path"] == "dog/test.mp4"
