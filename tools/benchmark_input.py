@@ -38,7 +38,8 @@ input instead, in one run and one JSON line:
 
 The videos are stored at short side --storage_short (frame files,
 vidjax/data/frame_store.py); clips are --frames frames at stride --stride,
-random-resized-cropped to --crop and flipped (no mixing), made by
+cropped to --crop (--crop_mode: resized = Inception crop, resampled;
+random = a plain slice, I3D's 256 -> 224 recipe) and flipped (no mixing), by
 `TrainLoader.iterate` with config.dataset.worker_processes = 1 and 2 (the
 --processes list). `bare_clips_per_sec` is the decode limit of one core on the
 SAME JPEGs (the timed clips' frames, read into memory first): cv2.imdecode +
@@ -90,6 +91,10 @@ if __name__ == "__main__":
   _FRAMES = flags.DEFINE_integer("frames", 16, "paper: frames per clip.")
   _STRIDE = flags.DEFINE_integer("stride", 4, "paper: frame stride.")
   _PAPER_BATCH = flags.DEFINE_integer("paper_batch", 8, "paper: clips/batch.")
+  _CROP_MODE = flags.DEFINE_enum(
+      "crop_mode", "resized", ["resized", "random"],
+      "paper: resized = Inception crop resampled to --crop (warpAffine); "
+      "random = a plain --crop slice of the stored frames (I3D's recipe).")
   _PROCESSES = flags.DEFINE_list("processes", ["1", "2"],
                                  "paper: worker process counts to time.")
 
@@ -251,7 +256,7 @@ def benchmark(config, video_dir: str, data_dir: str, batches: int,
 
 def paper(config, video_dir: str, data_dir: str, batches: int, warmup: int,
           repeats: int, short: int, crop: int, frames: int, stride: int,
-          batch: int, processes) -> dict:
+          batch: int, processes, crop_mode: str = "resized") -> dict:
   """The paper-input figures (module docstring, --mode=paper)."""
   import cv2
   import numpy as np
@@ -264,7 +269,7 @@ def paper(config, video_dir: str, data_dir: str, batches: int, warmup: int,
     d.csv = d.train_list = d.test_list = ""
     d.modality, d.test_fraction, d.fps = "rgb", 0.5, 0.0
     d.resize_short, d.crop_size, d.num_frames = short, crop, frames
-    d.frame_stride, d.crop_mode, d.flip = stride, "resized", True
+    d.frame_stride, d.crop_mode, d.flip = stride, crop_mode, True
     d.train_resize_short = d.test_resize_short = d.test_crop_size = 0
     d.mixup_alpha = d.cutmix_alpha = 0.0
     d.repeated_aug, d.min_frames = 1, -1
@@ -327,7 +332,7 @@ def paper(config, video_dir: str, data_dir: str, batches: int, warmup: int,
       seconds, shape = pipeline(p)
       times.setdefault(p, []).append(seconds)
   rate = {k: len(jpegs) / statistics.median(v) for k, v in times.items()}
-  row = {"mode": "paper", "videos": len(source),
+  row = {"mode": "paper", "crop_mode": crop_mode, "videos": len(source),
          "stored_frame_size": [int(v) for v in store.videos[0, 2:]],
          "clip_shape": list(shape[1:]), "frame_stride": stride,
          "batch_size": batch, "timed_clips": len(jpegs),
@@ -377,7 +382,7 @@ def main(argv):
                   _BATCHES.value, _WARMUP.value, _REPEATS.value,
                   _STORAGE_SHORT.value, _CROP.value, _FRAMES.value,
                   _STRIDE.value, _PAPER_BATCH.value,
-                  [int(p) for p in _PROCESSES.value])
+                  [int(p) for p in _PROCESSES.value], _CROP_MODE.value)
     else:
       row = benchmark(_CONFIG.value, os.path.abspath(video_dir), data_dir,
                       _BATCHES.value, _WARMUP.value, _REPEATS.value)
