@@ -94,3 +94,30 @@ def test_metrics_hold_data_wait_and_mfu(two_starts):
     assert r["train/mfu"] == pytest.approx(
         per_step * r["train/steps_per_sec"] / (8 * PEAK), rel=1e-6)
     assert "train/device_peak_bytes" not in r  # XLA:CPU reports none
+
+
+@pytest.mark.parametrize("value", ["5", "a,b", "-1,2", "3,0", "1,2,3"])
+def test_bad_profile_steps_are_one_line(value):
+  from vidjax.config_check import check_config
+  from vidjax.errors import VidjaxError
+  with pytest.raises(VidjaxError, match="config.profile_steps must be") as e:
+    check_config(tiny_config("", profile_steps=value))
+  assert "\n" not in str(e.value)
+
+
+def test_profile_window_and_cache_dir_choice(monkeypatch, tmp_path):
+  from vidjax import main, train
+  assert train.profile_window(tiny_config("")) is None
+  assert train.profile_window(tiny_config("", profile_steps="10,5")) == (10, 5)
+  assert train.profile_window({"profile_steps": (3, 2)}) == (3, 2)
+  config = tiny_config("")
+  monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/from/env")
+  assert main.compilation_cache_dir(config) == "/from/env"
+  config.compilation_cache_dir = "gs://bucket/cache"  # the config's wins
+  assert main.compilation_cache_dir(config) == "gs://bucket/cache"
+  config.compilation_cache_dir = "none"
+  assert main.compilation_cache_dir(config) == ""
+  config.compilation_cache_dir = ""
+  monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+  assert main.compilation_cache_dir(config) == str(tmp_path / "vidjax" / "jax")
