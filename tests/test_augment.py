@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import cv2
 import pytest
 
 from conftest import tiny_config
@@ -437,3 +438,32 @@ def test_tiny_train_with_mixup_cutmix_randaugment(tiny_data_dir, tmp_path):
   losses = [r["train/loss"] for r in rows if "train/loss" in r]
   assert losses and all(math.isfinite(x) for x in losses)
   assert all(r.get("train/skipped_steps", 0) == 0 for r in rows)
+
+
+@pytest.mark.parametrize("mode", ["multiscale", "resized", "random"])
+def test_training_crops_are_whole_pixel_boxes_resized_as_the_warp_would(mode):
+  """Training maps snap to crop-then-resize boxes (torchvision's semantics):
+  the clip reads exactly the box, and cv2.resize of it equals the general
+  bilinear warp of the same map on the whole frame within 2 levels (OpenCV's
+  fixed-point weights), on a smooth image."""
+  rng = np.random.default_rng(0)
+  height, width = 256, 455
+  frames = cv2.GaussianBlur(
+      rng.integers(0, 256, (4 * height, width, 3), np.uint8), (9, 9), 3
+  ).reshape(4, height, width, 3)
+  aug = augment.AugmentSpec(crop_mode=mode, train_resize_short=240,
+                            train_resize_short_max=300)
+  for seed in range(8):
+    s = augment.train_sampling(np.random.default_rng(seed), height, width,
+                               aug, 224)
+    box = s.box
+    assert box is not None and s.window(height, width) == box
+    y, x, h, w = box
+    assert 0 <= y and y + h <= height and 0 <= x and x + w <= width
+    fast = s.apply(frames[:, y:y + h, x:x + w], box)
+    general = augment.Sampling(s.y0 + 1e-9, s.x0, s.dy, s.dx, s.out_h,
+                               s.out_w)
+    gy, gx, gh, gw = win = general.window(height, width)
+    slow = general.apply(frames[:, gy:gy + gh, gx:gx + gw], win)
+    assert fast.shape == slow.shape == (4, 224, 224, 3)
+    assert np.abs(fast.astype(int) - slow).max() <= 2
