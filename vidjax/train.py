@@ -202,8 +202,7 @@ def train_and_evaluate(config, workdir: str,
                            pidx, pcount)
   # One clip of each kind now, so a data problem the config cannot tell
   # (e.g. natively stored frames smaller than the crop) fails before
-  # anything is compiled.
-  # Their shapes are the compiled steps' abstract batches.
+  # anything is compiled; their shapes are the compiled steps' batches.
   first_train, first_eval = train_loader.batch(0), eval_loader.batch(0)
 
   state, shardings = initial_state(config, model, tx, mesh, ckpt, log,
