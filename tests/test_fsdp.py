@@ -7,6 +7,8 @@ checkpoints and `init_from` across the two modes through the training loop.
 import importlib
 import json
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -181,6 +183,22 @@ def test_checkpoints_and_init_from_cross_modes(tiny_data_dir, tmp_path):
   fine, _, _ = checkpoint.load_pretrained(str(tmp_path / "fine"))
   for x, y in zip(jax.tree.leaves(fine), jax.tree.leaves(saved)):
     np.testing.assert_array_equal(x, y)
+
+  # The FSDP-written checkpoint (8 devices) reads on one device, as numpy.
+  sharded, _, _ = checkpoint.load_pretrained(str(tmp_path / "mixed"))
+  code = ("import jax, numpy as np; from vidjax import checkpoint; "
+          "assert jax.device_count() == 1; "
+          f"p, _, _ = checkpoint.load_pretrained({str(tmp_path / 'mixed')!r}); "
+          "print(repr([float(np.asarray(x, np.float64).sum()) "
+          "for x in jax.tree.leaves(p)]))")
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  proc = subprocess.run([sys.executable, "-c", code], env=env, text=True,
+                        capture_output=True, timeout=300,
+                        cwd=os.path.dirname(os.path.dirname(__file__)))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  sums = eval(proc.stdout.strip().splitlines()[-1])  # noqa: S307
+  assert sums == [float(np.asarray(x, np.float64).sum())
+                  for x in jax.tree.leaves(sharded)]
 
 
 @pytest.mark.parametrize("key,value,pattern", [

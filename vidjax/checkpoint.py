@@ -31,10 +31,10 @@ from vidjax.errors import VidjaxError
 from vidjax.steps import TrainState, flat_shapes
 
 
-def _manager(directory: str, keep: int = 0, create: bool = True):
+def _manager(directory: str, keep: int = 0, create: bool = True, **kwargs):
   options = ocp.CheckpointManagerOptions(
       max_to_keep=keep or None, create=create)
-  return ocp.CheckpointManager(directory, options=options)
+  return ocp.CheckpointManager(directory, options=options, **kwargs)
 
 
 class Checkpointer:
@@ -210,12 +210,21 @@ def pretrained_param_shapes(path: str) -> Tuple[Optional[dict], str]:
 
 
 def load_pretrained(path: str) -> Tuple[dict, dict, str]:
-  """Reads params (+ batch_stats) of another run's checkpoint as numpy."""
+  """Reads params (+ batch_stats) of another run's checkpoint as numpy.
+
+  Restored straight to host numpy arrays, so any device topology reads it: a
+  run saved on 8 devices (replicated or FSDP) initialises a 1-device run.
+  (Without a target, Orbax would rebuild the saved shardings and fail on
+  other devices: "Topology mismatch detected".)"""
   directory, step = _resolve(path)
-  manager = _manager(directory, create=False)
+  manager = _manager(directory, create=False,
+                     item_handlers={"state": ocp.PyTreeCheckpointHandler()})
   try:
+    tree = manager.item_metadata(step)["state"]
+    to_host = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray),
+                           getattr(tree, "tree", tree))
     restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore()))
+        state=ocp.args.PyTreeRestore(restore_args=to_host)))
   except Exception as e:  # orbax's own errors are long; keep the first line.
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise VidjaxError(f"cannot read checkpoint {directory}/{step}: {first}")
