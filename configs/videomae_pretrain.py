@@ -120,4 +120,9 @@ def _paper(config, dataset: str, size: str):
   opt.schedule = "cosine"
   opt.grad_clip_norm = 0.0
   config.model.dtype = "bfloat16"  # compute; params, optimizer state float32
+  # Fits the paper batch on 8 GPUs of 80 GB and a TPU v4-16 (8 x 32 GiB):
+  # tools.memory_table, benchmarks/RESULTS.md "Memory at paper batch".
+  config.model.scan_layers = True
+  config.model.remat = True
+  config.grad_accum_steps = {"s": 1, "b": 4, "l": 2}[size]
   return config

@@ -23,7 +23,13 @@ def get_config(arg: str = ""):
   config.model.classifier = "token"
   config.model.scan_layers = False
   if arg == "k400":
-    return k400_single_encoder(config)
+    config = k400_single_encoder(config)
+    # Fits the paper batch on 8 GPUs of 80 GB and a TPU v4-16 (8 x 32 GiB):
+    # tools.memory_table, benchmarks/RESULTS.md "Memory at paper batch".
+    config.model.scan_layers = True
+    config.model.remat = True
+    config.grad_accum_steps = 1
+    return config
   if arg != "":
     raise ValueError(f"vivit_spatiotemporal.py: unknown config argument "
                      f"{arg!r}; use '' or 'k400'")

@@ -141,8 +141,8 @@ def measure(name: str, config, devices: int) -> dict:
       "clips_per_device_step": compiled_batch // unit,
       "dtype": config.model.get("dtype", "float32"),
       "remat": bool(config.model.get("remat", False)),
-      "remat_policy": config.model.get("remat_policy", "") if
-      config.model.get("remat", False) else "",
+      "remat_policy": config.model.get("remat_policy", "nothing_saveable")
+      if config.model.get("remat", False) else "",
       "scan_layers": bool(config.model.get("scan_layers", False)),
       "sharding": config.get("sharding", "replicate"),
       "params_bytes": sharding.bytes_per_device(abstract.params, params_sh),
@@ -182,7 +182,7 @@ def run(names_configs, devices: int, cache_path: str = "", emit=None) -> list:
 def _settings(r: dict) -> str:
   parts = [r["dtype"]]
   if r["remat"]:
-    parts.append(f"remat {r['remat_policy']}")
+    parts.append(f"remat {r['remat_policy'] or 'nothing_saveable'}")
   if r["scan_layers"]:
     parts.append("scan")
   if r["grad_accum_steps"] > 1:

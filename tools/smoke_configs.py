@@ -17,7 +17,8 @@ smoke-test it:
    nothing but the data path and the run length: `dataset.manual_dir`,
    `dataset.data_dir`, one training step (`num_train_steps=1`,
    `num_train_epochs=-1`) at the smallest batch the recipe allows (1; 2 when
-   it mixes clips in pairs or repeats each video twice), one device, then
+   it mixes clips in pairs or repeats each video twice; no gradient
+   accumulation), one device, then
    the final evaluation with the paper's test views of (at most) EVAL_VIDEOS
    test videos (`eval_max_videos`). The data is prepared
    with the variant's own storage settings (a variant sharing storage with
@@ -94,6 +95,7 @@ def command(name: str, config, manual_dir: str, data_dir: str,
           f"--config.dataset.data_dir={data_dir}",
           "--config.num_train_steps=1", "--config.num_train_epochs=-1",
           f"--config.batch_size={batch}", f"--config.eval_batch_size={batch}",
+          "--config.grad_accum_steps=1",  # batch 1 or 2: nothing to split
           "--config.num_devices=1", "--config.log_every_steps=1",
           f"--config.eval_max_videos={EVAL_VIDEOS}",
           "--config.checkpoint_every_steps=1"]
