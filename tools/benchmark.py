@@ -87,9 +87,9 @@ def benchmark(config, num_steps: int, warmup: int) -> dict:
       "median_step_ms": round(median * 1e3, 3),
       "compile_seconds": round(compile_s, 3),
       "gflops_per_clip": round(flops_per_clip / 1e9, 4),
-      "tflops_per_sec": round(flops_per_clip * config.batch_size / median /
-                              1e12, 6),
-      "mfu": None if mfu is None else round(mfu, 6),
+      "tflops_per_sec": float(
+          f"{flops_per_clip * config.batch_size / median / 1e12:.6g}"),
+      "mfu": None if mfu is None else float(f"{mfu:.6g}"),
       "peak_flops_per_device": peak,
       "xla_gflops_per_device": round(xla_flops / 1e9, 4),
       "peak_memory_bytes": stats.get("peak_bytes_in_use"),
