@@ -30,8 +30,9 @@ estimate, on the high side for attention-heavy models.
 
 Compiling a paper model on 2 CPU cores takes seconds to minutes: results are
 cached in `--cache` (keyed by the config, the device count and the jax
-version), and `--only` selects rows. A paper batch that does not split evenly (C3D's 30
-on 8 devices) is compiled at the next multiple, and the table says so.
+version), and `--only` selects rows. A paper batch that does not split
+evenly (C3D's 30 on 8 devices) is compiled at the next multiple, and the
+table says so.
 """
 import hashlib
 import json

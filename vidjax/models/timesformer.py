@@ -39,8 +39,9 @@ class TimeSformer(nn.Module):
   Attributes (config options): patch_size (spatial, square), hidden_size,
   num_heads, mlp_dim, num_layers, attention_type (see module docstring),
   dropout_rate, attention_dropout_rate, stochastic_depth (linear 0 -> value
-  over the blocks), attention_impl ("auto" | "einsum" | "cudnn" | "splash" | "xla_fused"), remat, dtype
-  (compute dtype), head_init_std (0: zero-initialised head kernel).
+  over the blocks), attention_impl (vidjax.layers.attention.ATTENTION_IMPLS),
+  remat (+ remat_policy), dtype (compute dtype), head_init_std (0:
+  zero-initialised head kernel).
   """
   num_classes: int
   patch_size: int = 16
