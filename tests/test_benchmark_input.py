@@ -16,12 +16,9 @@ from tools import benchmark_input  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_tool_prints_one_json_line_with_matching_clips(tmp_path):
-  cmd = [sys.executable, "-m", "tools.benchmark_input",
-         "--config=configs/single_frame.py", "--batches=2", "--warmup=1",
-         "--sample_clips=carphone_pristine", "--piece_frames=24",
-         "--config.batch_size=4", "--config.dataset.num_frames=4",
-         "--config.dataset.num_workers=2", "--config.dataset.prefetch=2",
+def _one_json_line(args, tmp_path) -> dict:
+  """Runs the tool with `args` (+ a temporary data dir); its one JSON line."""
+  cmd = [sys.executable, "-m", "tools.benchmark_input", *args,
          f"--data_dir={tmp_path / 'tfds'}"]
   env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
   out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
@@ -29,7 +26,16 @@ def test_tool_prints_one_json_line_with_matching_clips(tmp_path):
   assert out.returncode == 0, out.stderr[-2000:]
   lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
   assert len(lines) == 1, out.stdout
-  row = json.loads(lines[0])
+  return json.loads(lines[0])
+
+
+def test_tool_prints_one_json_line_with_matching_clips(tmp_path):
+  row = _one_json_line([
+      "--config=configs/single_frame.py", "--batches=2", "--warmup=1",
+      "--sample_clips=carphone_pristine", "--piece_frames=24",
+      "--config.batch_size=4", "--config.dataset.num_frames=4",
+      "--config.dataset.num_workers=2", "--config.dataset.prefetch=2"],
+      tmp_path)
   # carphone: 120 frames -> 5 pieces of 24; every 5th per class is a test one.
   assert row["videos"] == 4
   assert row["pipeline_clips"] == row["baseline_clips"] == 2 * 4
@@ -73,19 +79,11 @@ def test_plain_loop_decodes_the_frames_the_pipeline_stores(tmp_path):
 def test_paper_mode_prints_the_worker_figures_in_one_line(tmp_path):
   """--mode=paper (issue #16): bare decode limit, 1 and 2 worker processes
   and their ratios, on the same timed clips, in one JSON line."""
-  cmd = [sys.executable, "-m", "tools.benchmark_input",
-         "--config=configs/vivit_factorized.py", "--mode=paper",
-         "--storage_short=64", "--crop=48", "--frames=4", "--stride=2",
-         "--batches=2", "--paper_batch=2", "--processes=1,2",
-         "--sample_clips=carphone_pristine", "--piece_frames=24",
-         f"--data_dir={tmp_path / 'tfds'}"]
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
-  out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                       timeout=300)
-  assert out.returncode == 0, out.stderr[-2000:]
-  lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
-  assert len(lines) == 1, out.stdout
-  row = json.loads(lines[0])
+  row = _one_json_line([
+      "--config=configs/vivit_factorized.py", "--mode=paper",
+      "--storage_short=64", "--crop=48", "--frames=4", "--stride=2",
+      "--batches=2", "--paper_batch=2", "--processes=1,2",
+      "--sample_clips=carphone_pristine", "--piece_frames=24"], tmp_path)
   assert row["mode"] == "paper" and row["clip_shape"] == [4, 48, 48, 3]
   assert row["stored_frame_size"] == [64, 78]  # 176x144 at short side 64
   assert row["timed_clips"] == 2 * 2
