@@ -151,7 +151,7 @@ def test_a_killed_worker_is_one_error_within_seconds(tmp_path):
                      r"died \(killed by signal 9\)") as err:
     for _ in batches:
       pass
-  assert time.monotonic() - t0 < 5
+  assert time.monotonic() - t0 < 15  # 0.5-s polls; slack for a loaded CI
   assert "\n" not in str(err.value)
   assert_no_workers()
 
