@@ -14,7 +14,10 @@ pretraining run's encoder loads into a classifier by name):
   [visible..., masked...] (each ascending), plus a fixed sinusoidal table of
   the decoder width gathered in the same order -> `decoder_num_layers` blocks
   -> LayerNorm -> the hidden tokens only -> `decoder_head` Linear to
-  t*h*w*3 pixels per tubelet, layout (t, h, w, C). Returns
+  t*h*w*3 pixels per tubelet, layout (t, h, w, C). Both Linear layers
+  start as the release's `_init_weights` (xavier-uniform kernel, zero bias;
+  flax's lecun-normal default made the first predictions ~N(0, 1) per pixel
+  and stalled the small CPU config, issue #17). Returns
   `(predictions (B, K, t*h*w*3), target token indices (B, K))`: K is the
   number of hidden tokens, or every token when `mask_ratio=0` (an
   autoencoder with the same decoder, the no-masking baseline of the speed
@@ -220,6 +223,7 @@ class VideoMAEPretrain(VideoMAEOptions):
     encoded = self.make_encoder(True)(x, train=train, visible=visible)
     width = self.decoder_hidden_size
     y = nn.Dense(width, use_bias=False, dtype=encoded.dtype,
+                 kernel_init=nn.initializers.xavier_uniform(),
                  name="encoder_to_decoder")(encoded)
     table = jnp.asarray(sinusoidal_1d(num_tokens, width), y.dtype)
     pos = jnp.broadcast_to(table[None], (batch, num_tokens, width))
@@ -240,5 +244,6 @@ class VideoMAEPretrain(VideoMAEOptions):
     y = y[:, y.shape[1] - targets.shape[1]:]
     t, h, w = self.patch_size
     pred = nn.Dense(t * h * w * x.shape[-1], dtype=y.dtype,
+                    kernel_init=nn.initializers.xavier_uniform(),
                     name="decoder_head")(y)
     return pred.astype(jnp.float32), targets

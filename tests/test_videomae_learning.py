@@ -1,0 +1,124 @@
+"""VideoMAE pretraining learns (issue #17); tools/videomae_learning.py.
+
+* The pretraining model's `encoder_to_decoder` and `decoder_head` start as
+  the release's (`_init_weights`: xavier-uniform Linear kernels, zero bias):
+  flax's default lecun-normal head made the first predictions ~N(0, 1) per
+  pixel, 50x the raw-pixel target's variance, and the small CPU config spent
+  its whole schedule shrinking them (masked loss 0.88 of the mean
+  predictor's instead of 0.47 after 400 steps, benchmarks/RESULTS.md).
+* A short pretraining on rendered clips must beat the mean predictor by a
+  margin: the check that would have caught it.
+* The tool's target baselines (mean predictor, noise floor) and its bars.
+"""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from vidjax import experiment
+from vidjax.data import synthetic_render
+from vidjax.layers import masking
+from vidjax.models.videomae import VideoMAEPretrain
+from vidjax.pretrain_step import reconstruction_loss
+from tools import videomae_learning as vl
+
+PATCH = (2, 8, 8)
+
+
+def small_model(**kw):
+  args = dict(num_classes=0, patch_size=PATCH, hidden_size=32, num_layers=2,
+              num_heads=2, mlp_dim=64, decoder_hidden_size=32,
+              decoder_num_layers=1, decoder_num_heads=2, decoder_mlp_dim=64,
+              mask_ratio=0.75, norm_pix_loss=False)
+  args.update(kw)
+  return VideoMAEPretrain(**args)
+
+
+def clips(split, count):
+  """(count, 8, 32, 32, 3) [0, 1]: frames 8, 10, ..., 22 of each video."""
+  return np.stack([synthetic_render.render(0, split, i)[0][8:24:2]
+                   for i in range(count)]).astype(np.float32) / 255.0
+
+
+def test_decoder_linear_layers_start_xavier_uniform():
+  model = small_model()
+  x = jnp.zeros((1, 8, 32, 32, 3))
+  params = model.init({"params": jax.random.PRNGKey(0)}, x)["params"]
+  for name, fan_in, fan_out in (("encoder_to_decoder", 32, 32),
+                                ("decoder_head", 32, math.prod(PATCH) * 3)):
+    kernel = np.asarray(params[name]["kernel"])
+    assert kernel.shape == (fan_in, fan_out)
+    bound = math.sqrt(6.0 / (fan_in + fan_out))  # xavier-uniform limit
+    assert np.abs(kernel).max() <= bound
+    assert abs(kernel.std() - bound / math.sqrt(3)) < 0.1 * bound
+  assert not np.any(np.asarray(params["decoder_head"]["bias"]))
+  # The first predictions are small against the [0, 1] pixel targets.
+  pred, _ = model.apply({"params": params}, jnp.asarray(clips("test", 4)))
+  assert float(jnp.mean(pred ** 2)) < 0.2
+
+
+def test_short_pretraining_beats_mean_predictor():
+  """300 steps of batch 32 on 256 rendered clips, raw-pixel targets, mask
+  0.75: the held-out masked loss falls below 0.6 of the mean predictor's
+  (the training set's mean pixel); the per-video background colour alone
+  is worth ~0.45. With the old lecun-normal head: ~0.9."""
+  model = small_model()
+  train, test = clips("train", 256), clips("test", 64)
+  mean_pixel = train.mean(axis=(0, 1, 2, 3))
+  norm = lambda v: (v - 0.5) / 0.25
+  params = model.init({"params": jax.random.PRNGKey(0)},
+                      jnp.asarray(norm(train[:2])))["params"]
+  tx = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, 2e-3, 30, 300),
+                   b2=0.95, weight_decay=0.05)
+  grid = (4, 4, 4)
+
+  def loss_fn(p, video, mask):
+    pred, idx = model.apply({"params": p}, norm(video), mask=mask)
+    return reconstruction_loss(pred, video, idx, PATCH, False).mean()
+
+  @jax.jit
+  def step(p, opt, key):
+    k1, k2 = jax.random.split(key)
+    batch = jax.random.choice(k1, train.shape[0], (32,), replace=False)
+    mask = masking.tube_mask(k2, 32, grid, 0.75)
+    loss, g = jax.value_and_grad(loss_fn)(p, jnp.asarray(train)[batch], mask)
+    updates, opt = tx.update(g, opt, p)
+    return optax.apply_updates(p, updates), opt, loss
+
+  opt = tx.init(params)
+  key = jax.random.PRNGKey(1)
+  for _ in range(300):
+    key, sub = jax.random.split(key)
+    params, opt, _ = step(params, opt, sub)
+  mask = masking.tube_mask(jax.random.PRNGKey(2), test.shape[0], grid, 0.75)
+  loss = float(loss_fn(params, jnp.asarray(test), mask))
+  mean_loss = float(np.mean((test - mean_pixel) ** 2))
+  assert loss < 0.6 * mean_loss, (loss, mean_loss)
+
+
+def test_target_baselines():
+  config = experiment.build_config("videomae_pretrain", "motion", 10)
+  norm = vl.target_baselines(config, 24)
+  # norm-pix targets have zero mean and unit (unbiased) variance per tubelet
+  # and channel: the zero vector's loss is (n - 1) / n = 127 / 128, a bit
+  # less where a flat patch's std is ~0.
+  assert 0.95 < norm["mean_predictor_loss"] <= 127 / 128 + 1e-4
+  # the noise-free oracle: about half (the lead's measurement: 0.49).
+  assert 0.35 < norm["noise_floor_loss"] < 0.6
+  config.model.norm_pix_loss = False
+  raw = vl.target_baselines(config, 24)
+  assert 0.01 < raw["mean_predictor_loss"] < 0.04
+  assert raw["noise_floor_loss"] < 1e-3  # static noise std <= 4 / 255
+
+
+def test_failures_name_each_bar():
+  result = {"pretrain": {"recon_loss": 0.6}, "finetune": {"top1": 0.70},
+            "scratch": {"top1": 0.65}, "loss_ratio": 0.6, "gain": 0.05}
+  lines = vl.failures(result)
+  assert len(lines) == 2
+  assert "0.60 of the mean predictor" in lines[0]
+  assert "+5.0 points" in lines[1]
+  assert vl.failures({**result, "loss_ratio": 0.5, "gain": 0.1}) == []
