@@ -122,3 +122,21 @@ def test_failures_name_each_bar():
   assert "0.60 of the mean predictor" in lines[0]
   assert "+5.0 points" in lines[1]
   assert vl.failures({**result, "loss_ratio": 0.5, "gain": 0.1}) == []
+
+
+def test_run_claim_tiny_writes_rows_and_resumes(tmp_path):
+  out = str(tmp_path / "rows.json")
+  kw = dict(pretrain_steps=2, finetune_steps=2, train_per_class=2,
+            workdir=str(tmp_path / "runs"), out=out, tiny=True)
+  result = vl.run_claim(**kw, log=lambda *a: None)
+  rows = vl.read_rows(out)
+  assert [r["stage"] for r in rows] == ["pretrain", "finetune", "scratch"]
+  assert rows[0]["steps"] == rows[1]["steps"] == 2
+  assert rows[1]["train_per_class"] == 2
+  assert result["gain"] == rows[1]["top1"] - rows[2]["top1"]
+  assert result["loss_ratio"] == pytest.approx(
+      rows[0]["recon_loss"] / rows[0]["mean_predictor_loss"])
+  logs = []
+  again = vl.run_claim(**kw, log=logs.append)  # nothing trains again
+  assert sum("not run again" in line for line in logs) == 3
+  assert again["gain"] == result["gain"] and len(vl.read_rows(out)) == 3

@@ -2,6 +2,7 @@
 
   python -m tools.videomae_learning [--out=benchmarks/videomae_learning.json]
       [--workdir=/tmp/videomae_learning] [--check]
+      [--pretrain_override=model.norm_pix_loss=False] [--finetune_override=..]
 
 VideoMAE (Tong et al. 2022, Tab. 2; arXiv:2203.12602) pretrains a ViT on the
 target data itself and makes it trainable on small labelled sets. Here:
@@ -29,6 +30,7 @@ same steps, subset and seed is not run again (resumable; runs in `--workdir`
 resume too). `run_claim(...)` returns the same dict for other tools.
 Wall time (defaults, the 2-core CPU, shared): see `WALL`.
 """
+import hashlib
 import json
 import os
 import sys
@@ -145,6 +147,7 @@ def run_claim(pretrain_steps: int = PRETRAIN_STEPS,
          "train_per_class": int(train_per_class), "seed": int(seed),
          "tiny": bool(tiny), "pretrain_overrides": pre_ov,
          "finetune_overrides": ft_ov}
+  key = json.loads(json.dumps(key))  # tuples -> lists, as stored
   def stored(stage):
     for r in rows:
       if r.get("stage") == stage and all(r.get(k) == v
@@ -164,8 +167,14 @@ def run_claim(pretrain_steps: int = PRETRAIN_STEPS,
     write_rows(out, rows)
     return row
 
-  pre_dir = os.path.join(workdir, "pretrain")
-  enc_dir = os.path.join(workdir, "encoder")
+  # Run folders named by what trains in them: a changed setting never
+  # resumes another setting's run.
+  tag = lambda d: hashlib.sha1(json.dumps(d, sort_keys=True).encode()
+                               ).hexdigest()[:8]
+  pre_key = {k: key[k] for k in ("pretrain_steps", "tiny",
+                                 "pretrain_overrides")}
+  pre_dir = os.path.join(workdir, f"pretrain_{tag(pre_key)}")
+  enc_dir = os.path.join(workdir, f"encoder_{tag(pre_key)}")
 
   def pretrain():
     row = experiment.run("videomae_pretrain", DATASET, pretrain_steps, pre_ov,
@@ -189,7 +198,7 @@ def run_claim(pretrain_steps: int = PRETRAIN_STEPS,
       if not os.path.isdir(os.path.join(enc_dir, "checkpoints")):
         export(pre_dir, enc_dir)
       ov["init_from.checkpoint_path"] = enc_dir
-    name = "finetune" if init else "scratch"
+    name = f"finetune_{tag(key)}" if init else f"scratch_{tag(key)}"
     return experiment.run("videomae_finetune", DATASET, finetune_steps, ov,
                           workdir=os.path.join(workdir, name), tiny=tiny)
 
@@ -238,6 +247,23 @@ def table(result: dict) -> str:
   return "\n".join(lines)
 
 
+def parse_overrides(items) -> dict:
+  """["a.b=1", "c=False"] -> {"a.b": 1, "c": False} (Python literals, else
+  the string)."""
+  import ast
+  from vidjax.errors import VidjaxError
+  out = {}
+  for item in items:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+      raise VidjaxError(f"override {item!r}: use KEY=VALUE")
+    try:
+      out[key] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      out[key] = value
+  return out
+
+
 def main(argv=None):
   import argparse
   from absl import logging
@@ -249,12 +275,18 @@ def main(argv=None):
   parser.add_argument("--finetune_steps", type=int, default=FINETUNE_STEPS)
   parser.add_argument("--train_per_class", type=int, default=TRAIN_PER_CLASS)
   parser.add_argument("--seed", type=int, default=SEED)
+  parser.add_argument("--pretrain_override", action="append", default=[],
+                      metavar="KEY=VALUE", help="e.g. model.norm_pix_loss=False")
+  parser.add_argument("--finetune_override", action="append", default=[],
+                      metavar="KEY=VALUE")
   parser.add_argument("--check", action="store_true")
   args = parser.parse_args(argv)
   logging.set_verbosity(logging.WARNING)
   try:
     result = run_claim(args.pretrain_steps, args.finetune_steps,
-                       args.train_per_class, args.seed, args.workdir, args.out)
+                       args.train_per_class, args.seed, args.workdir, args.out,
+                       parse_overrides(args.pretrain_override),
+                       parse_overrides(args.finetune_override))
   except VidjaxError as e:
     cli.fail(str(e))
   print(table(result))
