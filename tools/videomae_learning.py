@@ -142,11 +142,23 @@ def run_claim(pretrain_steps: int = PRETRAIN_STEPS,
   ft_ov = {"seed": seed, "dataset.train_per_class": train_per_class,
            **(finetune_overrides or {})}
   rows = read_rows(out)
+  tag = lambda d: hashlib.sha1(json.dumps(d, sort_keys=True).encode()
+                               ).hexdigest()[:8]
+  # Rows and run folders are named by what trains in them: a changed
+  # setting never resumes another setting's run ...
   key = {"pretrain_steps": int(pretrain_steps),
          "finetune_steps": int(finetune_steps),
          "train_per_class": int(train_per_class), "seed": int(seed),
          "tiny": bool(tiny), "pretrain_overrides": pre_ov,
          "finetune_overrides": ft_ov}
+  # ... and the configs they build: a changed config file is a new row.
+  key["configs"] = tag({
+      "pretrain": experiment.build_config("videomae_pretrain", DATASET,
+                                          pretrain_steps, pre_ov,
+                                          tiny).to_json(),
+      "finetune": experiment.build_config("videomae_finetune", DATASET,
+                                          finetune_steps, ft_ov,
+                                          tiny).to_json()})
   key = json.loads(json.dumps(key))  # tuples -> lists, as stored
   def stored(stage):
     for r in rows:
@@ -167,12 +179,10 @@ def run_claim(pretrain_steps: int = PRETRAIN_STEPS,
     write_rows(out, rows)
     return row
 
-  # Run folders named by what trains in them: a changed setting never
-  # resumes another setting's run.
-  tag = lambda d: hashlib.sha1(json.dumps(d, sort_keys=True).encode()
-                               ).hexdigest()[:8]
   pre_key = {k: key[k] for k in ("pretrain_steps", "tiny",
                                  "pretrain_overrides")}
+  pre_key["config"] = tag(experiment.build_config(
+      "videomae_pretrain", DATASET, pretrain_steps, pre_ov, tiny).to_json())
   pre_dir = os.path.join(workdir, f"pretrain_{tag(pre_key)}")
   enc_dir = os.path.join(workdir, f"encoder_{tag(pre_key)}")
 
