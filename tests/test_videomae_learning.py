@@ -4,8 +4,8 @@
   the release's (`_init_weights`: xavier-uniform Linear kernels, zero bias):
   flax's default lecun-normal head made the first predictions ~N(0, 1) per
   pixel, 50x the raw-pixel target's variance, and the small CPU config spent
-  its whole schedule shrinking them (masked loss 0.88 of the mean
-  predictor's instead of 0.47 after 400 steps, benchmarks/RESULTS.md).
+  its whole schedule shrinking them (raw-pixel target, 400 steps: masked
+  loss 0.90 of the mean predictor's instead of 0.48; benchmarks/RESULTS.md).
 * A short pretraining on rendered clips must beat the mean predictor by a
   margin: the check that would have caught it.
 * The tool's target baselines (mean predictor, noise floor) and its bars.
