@@ -4,8 +4,17 @@ for Classification and Detection").
 `configs/mvitv2.py`: a tiny MViTv2 on the embedded `synthetic_motion` dataset
 (8x32x32 clips): stem 3x7x7 / 2x4x4 -> 4x8x8 tokens + class token, width 16,
 4 blocks in 3 stages (16 -> 32 -> 64 channels, 1 -> 2 -> 4 heads of 16, 8x8 ->
-4x4 -> 2x2 query grids), K/V pooled to a 4x2x2 grid (4x4x4 in the two transition
-blocks); relative positions and residual pooling as in the paper.
+4x4 -> 2x2 query grids), K/V pooled with stride 1x2x2 in the first block
+(4x4x4), unstrided after it (the paper's adaptive rule halves the K/V stride
+at each Q pooling): 4x8x8, 4x4x4, 4x4x4; relative positions and residual
+pooling as in the paper.
+K/V stride (issue #17): MViTv2-S's 1x8x8 keeps a 7x7 K/V grid of its 56x56
+tokens. The small default had 1x4x4 on its 8x8 grid: 2x2 K/V, each a 3x3
+window at stride 4, so 7 of every 16 tokens never reached a key or value and
+the model stayed at chance with a flat loss (12.5% on `motion` and
+`appearance` at 200 and 600 steps). With 1x2x2 every token is in some
+window (kernel 3 >= stride 2): tests/test_models_mvit.py checks that, and
+`python -m tools.learning_suite --rows=mvitv2` that it learns.
 `configs/mvitv2.py:s_16x4_k400`: MViTv2-S 16x4 on Kinetics-400 as in the
 release's MVITv2_S_16x4 config: 16 frames at stride 4, 224 crop, depth 16,
 width 96, 1 head, stages at blocks 1/3/14, Q/K/V pool kernel 3x3x3, adaptive
@@ -41,7 +50,7 @@ def get_config(arg: str = ""):
   config.model.num_heads = 1
   config.model.depth = 4
   config.model.stage_starts = (1, 3)
-  config.model.kv_stride = (1, 4, 4)
+  config.model.kv_stride = (1, 2, 2)  # 1x4x4 left tokens unseen: chance
   config.model.stochastic_depth = 0.1
   config.model.dropout_rate = 0.0
   config.model.head_init_std = 0.02

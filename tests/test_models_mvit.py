@@ -111,10 +111,11 @@ def test_small_default_shapes_and_token_grids():
   assert logits.shape == (2, 8) and logits.dtype == jnp.float32
   assert np.all(np.isfinite(logits)) and np.abs(logits).max() > 1e-4
   inter = state["intermediates"]
-  # stem: 8x32x32 -> 4x8x8; Q pooled at blocks 1 and 3; K/V 4x2x2 (4x4x4
-  # at the transition blocks 1 and 3).
-  for i, (q, kv, heads) in enumerate([(256, 16, 1), (64, 64, 2),
-                                      (64, 16, 2), (16, 64, 4)]):
+  # stem: 8x32x32 -> 4x8x8; Q pooled at blocks 1 and 3; K/V stride 1x2x2
+  # in block 0 (4x4x4), 1x1x1 from block 1 on (adaptive: halved at each Q
+  # pooling): 4x8x8, then 4x4x4 twice.
+  for i, (q, kv, heads) in enumerate([(256, 64, 1), (64, 256, 2),
+                                      (64, 64, 2), (16, 64, 4)]):
     attention = inter[f"block_{i}"]["attention"]
     assert attention["q"][0].shape == (2, 1 + q, heads, 16), i
     assert attention["k"][0].shape == (2, 1 + kv, heads, 16), i
@@ -191,3 +192,36 @@ def test_bad_options_are_one_line_errors():
     MViTv2(num_classes=8, q_stride=(1, 3, 3)).check_input((8, 32, 32, 3))
   with pytest.raises(VidjaxError, match="mvitv2"):
     build_model(dict(name="mvitv2", hidden_size=4), 8)
+
+
+def _window_coverage(size, kernel, stride):
+  """Which of `size` positions some pooling window (padding k // 2) reads."""
+  seen = np.zeros(size, bool)
+  out = (size + 2 * (kernel // 2) - kernel) // stride + 1
+  for o in range(out):
+    start = o * stride - kernel // 2
+    seen[max(start, 0):max(start + kernel, 0)] = True
+  return seen
+
+
+def test_window_coverage_helper():
+  assert _window_coverage(8, 3, 2).all()
+  # MViTv2-S's first block: 3-wide windows at stride 8 read 3 of 8 columns.
+  assert _window_coverage(56, 3, 8).sum() == 7 * 3 - 1
+  assert not _window_coverage(8, 3, 4).all()
+
+
+def test_small_default_keys_and_values_see_every_token():
+  """Issue #17: with K/V stride 1x4x4 on the small config's 8x8 tokens, 7
+  of 16 tokens were in no K/V window, and the model never left chance. The
+  small default must let every token reach the keys and values."""
+  m = mvit_config.get_config().model
+  grid = (4, 8, 8)  # 8x32x32 clips, stem stride 2x4x4
+  for i, (_, _, stride_q, stride_kv) in enumerate(block_schedule(
+      m.depth, m.embed_dim, m.num_heads, m.stage_starts, m.q_stride,
+      m.kv_stride)):
+    for axis in range(3):
+      seen = _window_coverage(grid[axis], m.pool_kernel[axis],
+                              stride_kv[axis])
+      assert seen.all(), (i, axis, grid, stride_kv)
+    grid = tuple(-(-g // s) for g, s in zip(grid, stride_q))

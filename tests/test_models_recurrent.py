@@ -71,10 +71,38 @@ def test_scan_equals_unrolled_loop_and_readouts(name):
 
 def test_lstm_param_count_formula():
   d_in, hidden = 8, 6  # widths[-1] = 8 pooled features per frame
-  params = LRCN(num_classes=3, widths=(4, 8), hidden_size=hidden).init(
-      jax.random.key(0), _clip())["params"]
+  params = LRCN(num_classes=3, widths=(4, 8), hidden_size=hidden,
+                frame_feature="pool").init(jax.random.key(0), _clip())[
+                    "params"]
   n = sum(v.size for v in jax.tree.leaves(params["lstm"]))
   assert n == 4 * (d_in + hidden + 1) * hidden == 360
+
+
+def test_lrcn_fc6_reads_the_whole_map_and_sees_where():
+  """Donahue et al.'s LSTM input is fc6, a dense layer on the flattened conv
+  map: its kernel spans h x w x D, and moving the content of a frame changes
+  the frame vector, which a spatial mean (the "pool" option) cannot
+  guarantee. Issue #17: the pooled LRCN stayed at chance on translations."""
+  config = importlib.import_module("configs.lrcn").get_config()
+  assert config.model.frame_feature == "fc6"
+  model, shape = costs.configured_model(config)
+  x = _clip((1,) + shape)
+  params = jax.eval_shape(model.init, jax.random.key(0), x)["params"]
+  # 32x32 frames, stem stride 2 and two stride-2 stages: 4x4 maps of 64.
+  assert params["fc6"]["kernel"].shape == (4 * 4 * 64, 256)
+  assert params["lstm"]["ii"]["kernel"].shape[0] == 256
+  small = LRCN(num_classes=3, widths=(4, 8), hidden_size=6, fc_dim=5,
+               scan=False)
+  frames = np.zeros((1, T, 16, 16, 3), np.float32)
+  variables = small.init(jax.random.key(1), frames)
+  frames[:, :, 2:6, 2:6] = 1.0                      # a square, top left
+  moved = np.roll(frames, (8, 8), axis=(2, 3))      # the same, bottom right
+
+  def vectors(model, clip):
+    _, state = model.apply(variables, clip, capture_intermediates=True,
+                           mutable=["intermediates"])
+    return np.asarray(state["intermediates"]["fc6"]["__call__"][0])
+  assert np.abs(vectors(small, frames) - vectors(small, moved)).max() > 1e-3
 
 
 @pytest.mark.parametrize("cls,gates", [(ConvGRUCell, 3), (ConvLSTMCell, 4)])

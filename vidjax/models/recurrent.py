@@ -2,13 +2,19 @@
 
 * "lrcn" (`LRCN`): Donahue et al., CVPR 2015, "Long-term Recurrent
   Convolutional Networks for Visual Recognition and Description". A 2D CNN
-  encodes every frame to a vector (here the per-frame ResNet of
-  `single_frame.py`, globally average-pooled), an LSTM runs over the frame
-  vectors, a linear layer predicts a class at every time step, and (the
+  encodes every frame to a vector, an LSTM runs over the frame vectors, a linear layer predicts a class at every time step, and (the
   paper's activity-recognition rule) the clip's prediction is the average
   of the per-step predictions (`readout="mean"`; `"last"`: the last step's).
   The LSTM is Flax's `nn.LSTMCell` (Hochreiter & Schmidhuber 1997, no
   peepholes): 4 (D_in + H + 1) H parameters.
+  The frame vector (`frame_feature`): "fc6", the paper's (its LSTM reads
+  CaffeNet's fc6, a fully connected layer on the flattened conv5/pool5 map):
+  the per-frame ResNet map of `single_frame.py` flattened into
+  Dense(`fc_dim`) + ReLU, so WHERE things are in the frame survives and the
+  LSTM can compare positions across steps (translation). "pool": the
+  spatial average of the map, which keeps WHAT but not where: on
+  `synthetic_motion/motion` it stays near chance (13.1% at 200 steps,
+  benchmarks/RESULTS.md, issue #17).
 * "conv_gru" (`ConvGRUNet`): the recurrent convolutional network of Ballas et
   al., ICLR 2016, "Delving Deeper into Convolutional Networks for Learning
   Video Representations" (GRU-RCN): per-frame conv feature maps x_t feed
@@ -41,6 +47,7 @@ from vidjax.models.single_frame import FrameResNet, per_frame
 from vidjax.registry import register_model
 
 READOUTS = ("mean", "last")
+FRAME_FEATURES = ("fc6", "pool")
 CELLS = {"gru": ConvGRUCell, "lstm": ConvLSTMCell}
 
 
@@ -60,6 +67,9 @@ class LRCN(nn.Module):
     num_classes: output classes.
     widths, blocks_per_stage, stem_stride, stem_kernel, stem_pool: the
       per-frame 2D ResNet (see `single_frame.resnet2d_features`).
+    frame_feature: "fc6" (flattened map -> Dense(fc_dim) + ReLU, the
+      paper) | "pool" (spatial average of the map).
+    fc_dim: width of the "fc6" layer.
     hidden_size: LSTM units.
     readout: "mean" (average of per-step logits, the paper) | "last".
     dropout_rate: dropout on the frame vectors and the LSTM outputs.
@@ -72,6 +82,8 @@ class LRCN(nn.Module):
   stem_stride: int = 2
   stem_kernel: int = 3
   stem_pool: bool = False
+  frame_feature: str = "fc6"
+  fc_dim: int = 256
   hidden_size: int = 64
   readout: str = "mean"
   dropout_rate: float = 0.0
@@ -85,7 +97,15 @@ class LRCN(nn.Module):
                                  self.stem_stride, self.stem_kernel,
                                  self.stem_pool, dtype, name="backbone"),
                      x, train=train)
-    vectors = maps.mean(axis=(2, 3)).astype(jnp.float32)  # (B, T, D)
+    if self.frame_feature not in FRAME_FEATURES:
+      raise VidjaxError(f"config.model.frame_feature={self.frame_feature!r}; "
+                        f"expected one of {FRAME_FEATURES}")
+    if self.frame_feature == "pool":
+      vectors = maps.mean(axis=(2, 3)).astype(jnp.float32)  # (B, T, D)
+    else:  # fc6 on the flattened map: (B, T, h * w * D) -> (B, T, fc_dim)
+      flat = maps.reshape(maps.shape[:2] + (-1,))
+      vectors = nn.relu(nn.Dense(self.fc_dim, dtype=dtype, name="fc6")(
+          flat)).astype(jnp.float32)
     vectors = nn.Dropout(self.dropout_rate)(vectors, deterministic=not train)
     zeros = jnp.zeros((x.shape[0], self.hidden_size), jnp.float32)
     _, hidden = run_cell(nn.LSTMCell, {"features": self.hidden_size},
