@@ -140,3 +140,13 @@ def test_run_claim_tiny_writes_rows_and_resumes(tmp_path):
   again = vl.run_claim(**kw, log=logs.append)  # nothing trains again
   assert sum("not run again" in line for line in logs) == 3
   assert again["gain"] == result["gain"] and len(vl.read_rows(out)) == 3
+
+
+def test_config_choices_of_issue_17():
+  from configs import videomae_finetune, videomae_pretrain
+  # Small CPU configs: mask 0.9 as the paper; no layer decay on 4 blocks.
+  assert videomae_pretrain.get_config().model.mask_ratio == 0.9
+  assert videomae_finetune.get_config().optimizer.layer_decay == 0.0
+  for arg in videomae_finetune.VARIANTS[1:]:  # the paper recipe's 0.75
+    assert videomae_finetune.get_config(arg).optimizer.layer_decay == 0.75
+    assert videomae_pretrain.get_config(arg).model.mask_ratio == 0.9
