@@ -73,6 +73,28 @@ def test_residual_shift_lets_the_branch_see_the_next_frame(place, mixes):
   assert float(nxt[2:].max()) == 0.0              # nothing else moves
 
 
+@pytest.mark.parametrize("zero_init,temporal", [(True, False),
+                                                (False, True)])
+def test_default_tsm_sees_frame_order_at_init(zero_init, temporal):
+  """Issue #17: with every residual branch's last BN at zero (Goyal et al.)
+  a freshly initialised TSM is exactly its 2D net (logits invariant to
+  reversing the frames), and from scratch it stayed one (13% on motion,
+  like shift_place=none). The default starts those scales at 1, as the
+  torchvision ResNet of TSM's release: the shift is live from step 0."""
+  config = tsm_config.get_config()
+  assert config.model.get("zero_init_last_bn", False) is False
+  model, shape = costs.configured_model(config)
+  model = model.clone(zero_init_last_bn=zero_init)
+  x = jax.random.normal(jax.random.key(2), (2,) + tuple(shape))
+  variables = model.init(jax.random.key(3), x, train=False)
+  logits = model.apply(variables, x, train=False)
+  reversed_logits = model.apply(variables, x[:, ::-1], train=False)
+  change = float(jnp.abs(logits - reversed_logits).max())
+  assert (change > 1e-3) == temporal, change
+  if not temporal:
+    assert change < 1e-5
+
+
 def test_default_config_train_step_has_finite_loss():
   config = tsm_config.get_config()
   assert tuple(steps.input_shape(config)) == (8, 32, 32, 3)

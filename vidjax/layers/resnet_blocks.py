@@ -21,7 +21,9 @@
   Recognition" (their "res" blocks). `shift_place` inserts TSM's temporal
   shift (`vidjax.layers.temporal_shift`). The last BN's scale starts at zero
   (Goyal et al. 2017; PySlowFast does the same), so a block starts as the
-  identity on its shortcut.
+  identity on its shortcut; `zero_init_last_bn=False` starts it at one
+  (torchvision's default, which TSM's release builds on: with a residual
+  shift, a zero branch would hide the shifted features at the start).
 * `stem`: conv (kt x 7 x 7, stride (st, 2, 2)) -> BN -> ReLU -> max pool
   (pt x 3 x 3, stride (pt, 2, 2), spatial padding 1): ResNet's conv1 + pool1.
 """
@@ -76,6 +78,7 @@ class Bottleneck(nn.Module):
   shift_place: str = "none"    # "none" | "residual" | "inplace" (TSM)
   shift_div: int = 8
   temporal_padding: str = "zeros"
+  zero_init_last_bn: bool = True
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -94,7 +97,8 @@ class Bottleneck(nn.Module):
     y = nn.relu(batch_norm(train, "bn2", dtype)(y))
     y = video_conv(y, self.features * self.expansion, (1, 1, 1), name="conv3",
                    dtype=dtype)
-    y = batch_norm(train, "bn3", dtype, nn.initializers.zeros)(y)
+    y = batch_norm(train, "bn3", dtype, nn.initializers.zeros
+                   if self.zero_init_last_bn else nn.initializers.ones)(y)
     return residual_sum(x, y, (st, ss, ss), train=train, dtype=dtype)
 
 

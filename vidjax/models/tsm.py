@@ -14,6 +14,15 @@ Facts the code relies on:
   parameters. The shift has no parameters and no multiply-adds: TSM-R50 has
   ResNet-50's parameters (24.33M with 400 classes) and 8 x 4.1 = 33 G
   multiply-adds for 8 frames of 224^2.
+* Initialisation: the release builds TSM on torchvision's ResNet-50, whose
+  residual branches end in a BN with scale 1 (`zero_init_residual=False`)
+  and starts from its ImageNet weights. Here the branch's last BN starts at
+  1 too (`zero_init_last_bn=False`): with the shift inside the residual
+  branch, a branch that starts at zero (Goyal et al.'s trick, right for
+  I3D-R50 / SlowFast) hides every shifted feature, and from scratch the
+  small TSM stayed a 2D network: 13.0% on `synthetic_motion/motion` at 200
+  steps, its `shift_place=none` baseline 14.0% (issue #17; the suite's rows
+  `tsm`, `tsm_none` in benchmarks/RESULTS.md).
 * Head: TSN's: dropout (0.5 on Kinetics), a linear layer per frame and the
   average over frames ("consensus"). The linear layer commutes with the
   average, so here frames are pooled first (same logits, T x fewer MACs).
@@ -43,6 +52,9 @@ class TSMResNet(nn.Module):
     shift_place: "residual" (paper) | "inplace" | "none" (TSN baseline).
     shift_div: 1/shift_div of the channels move each way (paper: 8).
     dropout_rate: before the head (paper: 0.5).
+    zero_init_last_bn: each block's last BN scale starts at 0 (Goyal et
+      al.), else at 1 (torchvision's ResNet, which TSM's release uses; the
+      default: see the module docstring).
     dtype: compute dtype name; params stay float32.
   """
   num_classes: int
@@ -53,6 +65,7 @@ class TSMResNet(nn.Module):
   shift_place: str = "residual"
   shift_div: int = 8
   dropout_rate: float = 0.5
+  zero_init_last_bn: bool = False
   dtype: str = "float32"
 
   def check_input(self, input_shape):
@@ -73,6 +86,7 @@ class TSMResNet(nn.Module):
       y = res_stage(y, prefix=f"stage{s}", features=width, depth=depth,
                     spatial_stride=2 if s > 0 else 1,
                     shift_place=self.shift_place, shift_div=self.shift_div,
-                    train=train, dtype=dtype)
+                    zero_init_last_bn=self.zero_init_last_bn, train=train,
+                    dtype=dtype)
     return classify(y.mean(axis=(1, 2, 3)), self.num_classes,
                     self.dropout_rate, train)
