@@ -2,6 +2,7 @@
 
   python -m tools.learning_suite [--rows=tsm,tsm_none] [--check] [--fast]
       [--out=benchmarks/learning_suite.json] [--markdown] [--data_dir=DIR]
+      [--report] [--list]
 
 Each row trains one config's small default model on the embedded
 `synthetic_motion` dataset (`vidjax.experiment.run`: 800 test videos, 4 clips
@@ -23,6 +24,7 @@ VideoMAE's claims (pretraining loss, data efficiency) are
 
 RESUMABLE like `tools.accuracy_table`: rows already in `--out` with the same
 config, overrides and steps are kept, the file is rewritten after each row.
+`--report` trains nothing and judges the rows already in `--out`.
 `--check` exits 1 with one line per failed claim (a claim whose rows are not
 all there yet is "pending", not a failure). `--fast` keeps the rows marked
 fast: a few minutes on the 2-core CPU; tests/test_learning_suite.py runs
@@ -80,7 +82,7 @@ def _rows():
       Row("slowfast", "slowfast", m, 600),
       Row("tsm", "tsm", m, 600),
       Row("tsm_none", "tsm", m, 600, (("model.shift_place", "none"),)),
-      Row("lrcn", "lrcn", m, 600),
+      Row("lrcn", "lrcn", m, 1200),
       Row("conv_gru", "conv_gru", m, 600),
       Row("two_stream", "two_stream", m, 300),
       Row("timesformer", "timesformer", m, 1200),
@@ -125,7 +127,8 @@ def key(row: Row) -> str:
 
 
 def train_rows(rows, out: str, data_dir: str = "", extra=None, log=print):
-  """Trains the rows missing from `out`; returns {row name: result dict}."""
+  """Trains the rows missing from `out`; returns {row name: result dict} of
+  every suite row found in `out`."""
   from vidjax import experiment
   saved = read_rows(out)
   done = {r["key"]: r for r in saved}
@@ -207,6 +210,8 @@ if __name__ == "__main__":
   _MARKDOWN = flags.DEFINE_bool("markdown", False, "Print/write the table.")
   _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data dir.")
   _LIST = flags.DEFINE_bool("list", False, "Print the rows and claims only.")
+  _REPORT = flags.DEFINE_bool("report", False,
+                              "Train nothing: verdicts of the rows in --out.")
 
 
 def main(argv):
@@ -224,7 +229,8 @@ def main(argv):
     for r in rows:
       print(r.name, r.config, r.dataset, r.steps, dict(r.overrides))
     return 0
-  results = train_rows(rows, _OUT.value, _DATA_DIR.value)
+  results = train_rows([] if _REPORT.value else rows, _OUT.value,
+                       _DATA_DIR.value)
   checked = verdicts(results)
   table = markdown(results, checked)
   if _MARKDOWN.value:
