@@ -85,7 +85,7 @@ def _rows():
       Row("lrcn", "lrcn", m, 1200),
       Row("conv_gru", "conv_gru", m, 600),
       Row("two_stream", "two_stream", m, 300),
-      Row("timesformer", "timesformer", m, 1200),
+      Row("timesformer", "timesformer", m, 2400),
       Row("vivit_spatiotemporal", "vivit_spatiotemporal", m, 1200),
       Row("vivit_factorized", "vivit_factorized", m, 1200),
       Row("vivit_factorized_self_attention",
