@@ -70,7 +70,7 @@ class Claim:
 
 def _rows():
   m, a = "motion", "appearance"
-  rows = [
+  temporal = [
       # Temporal models on motion: budgets are each config's own short
       # schedule where that is enough, more where the curve says so.
       Row("early_fusion", "early_fusion", m, 600, fast=True),
@@ -81,7 +81,6 @@ def _rows():
       Row("i3d", "i3d", m, 600),
       Row("slowfast", "slowfast", m, 600),
       Row("tsm", "tsm", m, 600),
-      Row("tsm_none", "tsm", m, 600, (("model.shift_place", "none"),)),
       Row("lrcn", "lrcn", m, 1200),
       Row("conv_gru", "conv_gru", m, 600),
       Row("two_stream", "two_stream", m, 300),
@@ -94,26 +93,23 @@ def _rows():
           1200),
       Row("mvitv2", "mvitv2", m, 1200),
       Row("videomae_encoder", "videomae_finetune", m, 1200),
-      # Frame-at-a-time models on motion.
+  ]
+  frame = [  # frame-at-a-time models on motion
       Row("single_frame", "single_frame", m, 600, fast=True),
       Row("late_fusion_pool", "late_fusion:pool", m, 600),
       Row("vit", "vit", m, 600),
   ]
-  temporal = [r.name for r in rows[:19] if r.name != "tsm_none"]
+  tsn = Row("tsm_none", "tsm", m, 600, (("model.shift_place", "none"),))
   # Appearance: every model at the single-frame baseline's budget.
-  for r in list(rows):
-    if r.name == "tsm_none":
-      continue
-    rows.append(Row(f"{r.name}@appearance", r.config, a, 600, r.overrides,
-                    fast=r.name == "single_frame"))
-  rows.append(Row("late_fusion_mlp@appearance", "late_fusion", a, 600))
-  claims = [Claim("temporal", n, 0.80) for n in temporal]
-  claims += [Claim("frame", n, 0.08)
-             for n in ("single_frame", "late_fusion_pool", "vit")]
+  appearance = [Row(f"{r.name}@appearance", r.config, a, 600, r.overrides,
+                    fast=r.name == "single_frame") for r in temporal + frame]
+  appearance.append(Row("late_fusion_mlp@appearance", "late_fusion", a, 600))
+  rows = temporal + [tsn] + frame + appearance
+  claims = [Claim("temporal", r.name, 0.80) for r in temporal]
+  claims += [Claim("frame", r.name, 0.08) for r in frame]
   claims.append(Claim("beats", "tsm", 0.30, "tsm_none"))
   claims += [Claim("appearance", r.name, 0.05, "single_frame@appearance")
-             for r in rows if r.dataset == a
-             and r.name != "single_frame@appearance"]
+             for r in appearance if r.name != "single_frame@appearance"]
   return rows, claims
 
 
