@@ -44,7 +44,7 @@ PRETRAIN_STEPS = 1200
 FINETUNE_STEPS = 600
 TRAIN_PER_CLASS = 60          # of 600: 10% of the training labels
 SEED = 0
-DATASET = "motion"
+DATASET = "motion"            # `--dataset`: any synthetic_motion config
 LOSS_RATIO_BAR = 0.5
 GAIN_BAR = 0.10
 BASELINE_VIDEOS = 200         # test videos for the mean-predictor / floor
@@ -131,7 +131,8 @@ def run_claim(pretrain_steps: int = PRETRAIN_STEPS,
               train_per_class: int = TRAIN_PER_CLASS, seed: int = SEED,
               workdir: str = "/tmp/videomae_learning", out: str = "",
               pretrain_overrides=None, finetune_overrides=None,
-              tiny: bool = False, log=print) -> dict:
+              tiny: bool = False, log=print,
+              dataset: str = DATASET) -> dict:
   """Pretrain -> fine-tune on the labelled subset vs scratch; returns
   {"pretrain": row, "finetune": row, "scratch": row, "gain": top-1
   difference, "loss_ratio": masked / mean-predictor loss, "reducible":
@@ -147,17 +148,17 @@ def run_claim(pretrain_steps: int = PRETRAIN_STEPS,
                                ).hexdigest()[:8]
   # Rows and run folders are named by what trains in them: a changed
   # setting never resumes another setting's run ...
-  key = {"pretrain_steps": int(pretrain_steps),
+  key = {"dataset": dataset, "pretrain_steps": int(pretrain_steps),
          "finetune_steps": int(finetune_steps),
          "train_per_class": int(train_per_class), "seed": int(seed),
          "tiny": bool(tiny), "pretrain_overrides": pre_ov,
          "finetune_overrides": ft_ov}
   # ... and the configs they build: a changed config file is a new row.
   key["configs"] = tag({
-      "pretrain": experiment.build_config("videomae_pretrain", DATASET,
+      "pretrain": experiment.build_config("videomae_pretrain", dataset,
                                           pretrain_steps, pre_ov,
                                           tiny).to_json(),
-      "finetune": experiment.build_config("videomae_finetune", DATASET,
+      "finetune": experiment.build_config("videomae_finetune", dataset,
                                           finetune_steps, ft_ov,
                                           tiny).to_json()})
   key = json.loads(json.dumps(key))  # tuples -> lists, as stored
@@ -180,17 +181,17 @@ def run_claim(pretrain_steps: int = PRETRAIN_STEPS,
     write_rows(out, rows)
     return row
 
-  pre_key = {k: key[k] for k in ("pretrain_steps", "tiny",
+  pre_key = {k: key[k] for k in ("dataset", "pretrain_steps", "tiny",
                                  "pretrain_overrides")}
   pre_key["config"] = tag(experiment.build_config(
-      "videomae_pretrain", DATASET, pretrain_steps, pre_ov, tiny).to_json())
+      "videomae_pretrain", dataset, pretrain_steps, pre_ov, tiny).to_json())
   pre_dir = os.path.join(workdir, f"pretrain_{tag(pre_key)}")
   enc_dir = os.path.join(workdir, f"encoder_{tag(pre_key)}")
 
   def pretrain():
-    row = experiment.run("videomae_pretrain", DATASET, pretrain_steps, pre_ov,
+    row = experiment.run("videomae_pretrain", dataset, pretrain_steps, pre_ov,
                          workdir=pre_dir, tiny=tiny)
-    config = experiment.build_config("videomae_pretrain", DATASET,
+    config = experiment.build_config("videomae_pretrain", dataset,
                                      pretrain_steps, pre_ov, tiny)
     row.update(target_baselines(config, 8 if tiny else BASELINE_VIDEOS),
                norm_pix_loss=bool(config.model.norm_pix_loss),
@@ -210,7 +211,7 @@ def run_claim(pretrain_steps: int = PRETRAIN_STEPS,
         export(pre_dir, enc_dir)
       ov["init_from.checkpoint_path"] = enc_dir
     name = f"finetune_{tag(key)}" if init else f"scratch_{tag(key)}"
-    return experiment.run("videomae_finetune", DATASET, finetune_steps, ov,
+    return experiment.run("videomae_finetune", dataset, finetune_steps, ov,
                           workdir=os.path.join(workdir, name), tiny=tiny)
 
   ft = stage("finetune", lambda: finetune(True))
@@ -286,6 +287,8 @@ def main(argv=None):
   parser.add_argument("--finetune_steps", type=int, default=FINETUNE_STEPS)
   parser.add_argument("--train_per_class", type=int, default=TRAIN_PER_CLASS)
   parser.add_argument("--seed", type=int, default=SEED)
+  parser.add_argument("--dataset", default=DATASET,
+                      help="synthetic_motion config: motion | appearance")
   parser.add_argument("--pretrain_override", action="append", default=[],
                       metavar="KEY=VALUE", help="e.g. model.norm_pix_loss=False")
   parser.add_argument("--finetune_override", action="append", default=[],
@@ -297,7 +300,8 @@ def main(argv=None):
     result = run_claim(args.pretrain_steps, args.finetune_steps,
                        args.train_per_class, args.seed, args.workdir, args.out,
                        parse_overrides(args.pretrain_override),
-                       parse_overrides(args.finetune_override))
+                       parse_overrides(args.finetune_override),
+                       dataset=args.dataset)
   except VidjaxError as e:
     cli.fail(str(e))
   print(table(result))
