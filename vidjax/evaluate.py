@@ -8,6 +8,21 @@ Per-video predictions with class names: `predict_videos` (each video's
 softmax probabilities averaged over its views), `format_predictions` (one
 line per video: path, true class, top-k classes with probabilities) and
 `write_class_names` (WORKDIR/class_names.json, one name per label id).
+
+Per-class results (`class_report`, from the video-level predictions that
+`eval/top1` scores: the argmax of each video's mean view logits): the
+confusion matrix (rows: true class, columns: predicted), per-class top-1 and
+the mean class accuracy, i.e. the mean over the classes that have test
+videos of their top-1, the metric UCF-101 and HMDB-51 results report
+(Soomro et al. 2012; Kuehne et al. 2011). `write_outputs` writes one
+evaluation's files into a folder, the same for the training's final
+evaluation (vidjax/train.py) and `tools/evaluate.py`:
+
+| file | what |
+|---|---|
+| `predictions.jsonl` | one line per video: `video` (path or test index), `label`, `label_name`, `top_k` (class, index, probability), `probabilities` (every class; softmax of the mean view logits) |
+| `metrics.json` | `top1`, `top5`, `clip_top1`, `mean_class_accuracy`, `per_class` (name, videos, top1), `num_videos`, `step`, `split`, `checkpoint` |
+| `confusion.json`, `confusion.png` | the confusion matrix (counts) and its figure (vidjax/run_record.py) |
 """
 import dataclasses
 import json
@@ -73,6 +88,110 @@ def multiview_metrics(logits: np.ndarray, labels: np.ndarray,
 def evaluate(state, eval_step, loader: EvalLoader, mesh, **kwargs) -> dict:
   logits, labels = predict(state, eval_step, loader, mesh, **kwargs)
   return multiview_metrics(logits, labels, loader.views_per_video)
+
+
+def video_logits(logits: np.ndarray, views_per_video: int) -> np.ndarray:
+  """[videos, classes]: the mean of each video's view logits."""
+  return logits.reshape(-1, views_per_video, logits.shape[-1]).mean(1)
+
+
+def confusion_matrix(predicted: np.ndarray, labels: np.ndarray,
+                     num_classes: int) -> np.ndarray:
+  """[true, predicted] counts (int64)."""
+  out = np.zeros((num_classes, num_classes), np.int64)
+  np.add.at(out, (np.asarray(labels, int), np.asarray(predicted, int)), 1)
+  return out
+
+
+def class_report(confusion: np.ndarray) -> dict:
+  """Per-class top-1 (None for a class with no videos) and their mean over
+  the classes that have videos (`mean_class_accuracy`)."""
+  counts = confusion.sum(1)
+  per_class = [float(confusion[i, i] / n) if n else None
+               for i, n in enumerate(counts)]
+  present = [a for a in per_class if a is not None]
+  return {"per_class_top1": per_class, "videos_per_class": counts.tolist(),
+          "mean_class_accuracy": float(np.mean(present)) if present else 0.0}
+
+
+def full_evaluation(state, eval_step, loader: EvalLoader, mesh,
+                    **kwargs) -> tuple:
+  """(metrics + `eval/mean_class_accuracy`, view logits, view labels)."""
+  logits, labels = predict(state, eval_step, loader, mesh, **kwargs)
+  views = loader.views_per_video
+  metrics = multiview_metrics(logits, labels, views)
+  confusion = confusion_matrix(video_logits(logits, views).argmax(-1),
+                               labels[::views], logits.shape[-1])
+  metrics["eval/mean_class_accuracy"] = class_report(confusion)[
+      "mean_class_accuracy"]
+  return metrics, logits, labels
+
+
+def _name(class_names: Sequence[str], i: int) -> str:
+  return str(class_names[i]) if i < len(class_names) else f"#{int(i)}"
+
+
+def write_outputs(out_dir: str, logits: np.ndarray, labels: np.ndarray,
+                  views_per_video: int, class_names: Sequence[str] = (),
+                  paths: Optional[Sequence[str]] = None, top_k: int = 5,
+                  info: Optional[dict] = None) -> dict:
+  """Writes predictions.jsonl, metrics.json, confusion.json/.png into
+  `out_dir` (module docstring; process 0 writes); returns metrics.json's
+  content plus `confusion` (the matrix) and `figure` (RGB uint8)."""
+  from vidjax import run_record  # noqa: PLC0415  (matplotlib: only here)
+  views = views_per_video
+  num_classes = logits.shape[-1]
+  mean = video_logits(logits, views)  # as multiview_metrics: same argmax
+  probs, video_labels = softmax(mean.astype(np.float64)), labels[::views]
+  confusion = confusion_matrix(mean.argmax(-1), video_labels, num_classes)
+  report = class_report(confusion)
+  metrics = multiview_metrics(logits, labels, views)
+  summary = dict(info or {})
+  summary.update({
+      "top1": metrics["eval/top1"], "top5": metrics["eval/top5"],
+      "clip_top1": metrics["eval/clip_top1"], "loss": metrics["eval/loss"],
+      "mean_class_accuracy": report["mean_class_accuracy"],
+      "num_videos": int(len(video_labels)), "views_per_video": int(views),
+      "per_class": [{"class": _name(class_names, i), "videos": int(n),
+                     "top1": a} for i, (n, a) in enumerate(zip(
+                         report["videos_per_class"],
+                         report["per_class_top1"]))]})
+  if jax.process_index() != 0:
+    return dict(summary, confusion=confusion, figure=None)
+  figure = run_record.confusion_figure(
+      confusion, class_names, title=f"{summary.get('split', 'test')} "
+      f"step {summary.get('step', '?')}: top-1 {summary['top1']:.3f}, mean "
+      f"class {summary['mean_class_accuracy']:.3f}")
+  _makedirs(out_dir)
+  with _open(os.path.join(out_dir, "predictions.jsonl")) as f:
+    for v, (p, label) in enumerate(zip(probs, video_labels)):
+      order = np.argsort(-p, kind="stable")[:top_k]
+      f.write(json.dumps({
+          "video": (str(paths[v]) if paths is not None and v < len(paths)
+                    else v),
+          "label": int(label), "label_name": _name(class_names, label),
+          "top_k": [{"class": _name(class_names, c), "index": int(c),
+                     "probability": round(float(p[c]), 6)} for c in order],
+          "probabilities": [round(float(x), 6) for x in p]}) + "\n")
+  with _open(os.path.join(out_dir, "metrics.json")) as f:
+    json.dump(summary, f, indent=1)
+  with _open(os.path.join(out_dir, "confusion.json")) as f:
+    json.dump({"class_names": [_name(class_names, i)
+                               for i in range(num_classes)],
+               "rows_true_columns_predicted": confusion.tolist()}, f)
+  run_record.save_png(figure, os.path.join(out_dir, "confusion.png"))
+  return dict(summary, confusion=confusion, figure=figure)
+
+
+def _makedirs(path: str):
+  if is_remote(path):
+    remote_path(path).mkdir(parents=True, exist_ok=True)
+  else:
+    os.makedirs(path, exist_ok=True)
+
+
+def _open(path: str, mode: str = "w"):
+  return remote_path(path).open(mode) if is_remote(path) else open(path, mode)
 
 
 CLASS_NAMES_FILE = "class_names.json"

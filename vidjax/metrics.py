@@ -3,7 +3,9 @@
 One JSON object per logged step: {"step": 100, "train/loss": ..., ...}. Only
 process 0 writes. A tqdm progress bar shows step, loss, steps/s and ETA.
 A remote workdir (gs://...) is written through etils.epath and TensorBoard's
-own file system layer.
+own file system layer. Beyond scalars (vidjax/run_record.py): `write_image`
+(the sample clips, the confusion matrix), `write_text` (the config) and
+`write_hparams` (TensorBoard's HParams tab), all through `tf.summary`.
 """
 import json
 import math
@@ -50,6 +52,32 @@ class MetricWriter:
       self._tb.flush()
     except self._tf.errors.OpError as e:  # TF's own I/O errors -> OSError
       raise OSError(0, e.message.splitlines()[0], tb_dir) from None
+
+  def _summary(self, step: int, write):
+    """Runs write() inside the TensorBoard writer at `step` (process 0)."""
+    if not self.enabled:
+      return
+    try:
+      with self._tb.as_default(step=int(step)):
+        write()
+      self._tb.flush()
+    except self._tf.errors.OpError as e:
+      raise OSError(0, e.message.splitlines()[0], os.path.join(
+          os.path.dirname(self.path), "tb")) from None
+
+  def write_image(self, step: int, tag: str, image: np.ndarray):
+    """One RGB uint8 image [H, W, 3] (tf.summary.image)."""
+    self._summary(step, lambda: self._tf.summary.image(
+        tag, np.asarray(image, np.uint8)[None]))
+
+  def write_text(self, step: int, tag: str, text: str):
+    """Markdown text (tf.summary.text: TensorBoard's text tab)."""
+    self._summary(step, lambda: self._tf.summary.text(tag, text))
+
+  def write_hparams(self, hparams: Dict[str, object]):
+    """Scalar config fields for TensorBoard's HParams tab."""
+    from tensorboard.plugins.hparams import api as hp  # noqa: PLC0415
+    self._summary(0, lambda: hp.hparams(hparams))
 
   def close(self, quiet: bool = False):
     """Closes TensorBoard; quiet: ignore errors (another one is raised)."""

@@ -5,6 +5,13 @@ evaluates every `eval_every_steps` and at the end, checkpoints every
 `checkpoint_every_steps` and at the end, and resumes from the latest
 checkpoint in `workdir` when there is one (same step count, schedule and data
 order: batches are a function of (seed, step)).
+
+The run's record (vidjax/run_record.py): WORKDIR/config.json (the resolved
+config) and class_names.json; TensorBoard gets the config (text, HParams)
+and the first batch's clips when the run starts, and the confusion matrix at
+each evaluation; the final evaluation writes WORKDIR/eval/test_step<N>/
+(predictions.jsonl, metrics.json, confusion.json/.png: evaluate.write_outputs),
+as `tools/evaluate.py` does for any checkpoint.
 """
 import os
 import time
@@ -14,7 +21,7 @@ import jax
 import numpy as np
 
 from vidjax import checkpoint, costs, evaluate, metrics as metrics_lib, optim
-from vidjax import init_adapt, preemption, preflight, pretrain_step
+from vidjax import init_adapt, preemption, preflight, pretrain_step, run_record
 from vidjax import sharding, step_memory, steps
 from vidjax.config_check import check_config, check_workdir
 from vidjax.data import datasets
@@ -60,6 +67,7 @@ def initial_state(config, model, tx, mesh, ckpt, log, class_names=()):
     params, stats, where = checkpoint.load_pretrained(path)
     params = init_adapt.adapt_pretrained(config, params, abstract.params,
                                          where, log, class_names=class_names)
+    stats = init_adapt.adapt_batch_stats(config, stats)
     checkpoint.check_fits(abstract.params, params, path)
   state = jax.jit(create, out_shardings=shardings)()
   if path:
@@ -209,6 +217,7 @@ def train_and_evaluate(config, workdir: str,
                                   data.class_names)
   meta = checkpoint.make_meta(config, state.params, data.class_names)
   evaluate.write_class_names(workdir, data.class_names)  # process 0 only
+  run_record.write_config(workdir, config)
   start = int(jax.device_get(state.step))
   end = num_steps if stop_after_steps is None else min(num_steps,
                                                        stop_after_steps)
@@ -228,12 +237,25 @@ def train_and_evaluate(config, workdir: str,
   workers = dict(num_workers=config.dataset.num_workers,
                  prefetch=config.dataset.prefetch)
   writer = metrics_lib.MetricWriter(workdir, enabled=is_main)
+  if start == 0 and is_main:  # the config and sample clips, once
+    run_record.record_start(writer, config, first_train, data.class_names, 0)
+  views, last = eval_loader.views_per_video, {}
 
   def run_eval(step: int) -> dict:
     t0 = time.perf_counter()
-    result = evaluate_fn(state, eval_step, eval_loader, mesh, **workers)
+    if pretraining:
+      result = evaluate_fn(state, eval_step, eval_loader, mesh, **workers)
+    else:
+      result, last["logits"], last["labels"] = evaluate.full_evaluation(
+          state, eval_step, eval_loader, mesh, **workers)
     result["eval/seconds"] = time.perf_counter() - t0
     writer.write(step, result)
+    if not pretraining:  # the confusion matrix; the final one's files too
+      figure = run_record.eval_record(
+          workdir, step, step == num_steps, last, views, data.class_names,
+          getattr(test, "paths", None), ckpt.path(step))
+      if is_main:
+        writer.write_image(step, "eval/confusion_matrix", figure)
     progress.write(f"step {step}: {metrics_lib.format_metrics(result)}")
     return result
 
@@ -303,10 +325,10 @@ def train_and_evaluate(config, workdir: str,
     ckpt.wait()  # a failed background write surfaces here, as a VidjaxError
     if step == num_steps:
       final = run_eval(num_steps)
-      if not pretraining:  # every process runs it; process 0 prints
-        log(evaluate.format_predictions(evaluate.predict_videos(
-            state, eval_step, eval_loader, mesh, count=5), data.class_names,
-            getattr(test, "paths", None)))
+      if not pretraining:  # the final evaluation's first 5 test videos
+        log(evaluate.format_predictions(evaluate.video_probabilities(
+            last["logits"][:5 * views], last["labels"][:5 * views], views),
+            data.class_names, getattr(test, "paths", None)))
     ok = True
   except OSError as e:  # metrics/TensorBoard writes: disk full, read-only...
     raise VidjaxError(f"cannot write to {e.filename or workdir}: "

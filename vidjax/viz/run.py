@@ -1,10 +1,17 @@
 """Loading what the visualisations need from a training run.
 
-* `load_run(workdir)`: the latest checkpoint's config (its JSON meta, see
+* `load_run(workdir, step=None)`: a checkpoint's config (its JSON meta, see
   vidjax/checkpoint.py), the model rebuilt from it (`registry.build_model`
-  with the dataset's class count) and its parameters (+ BatchNorm stats).
-  A run trained with `scan_layers=True` is rebuilt unrolled (the scanned
-  `layers/` parameters split into `block_i`), so every layer can sow.
+  with the checkpoint's class count), its parameters (+ BatchNorm stats) and
+  its class names (`Run.class_names`: the meta's, else WORKDIR/
+  class_names.json, else `config.dataset.class_names`, else the embedded
+  dataset's). `workdir`: a training run (its latest checkpoint, or `step`),
+  its checkpoints/ folder, one step folder, or a folder written by
+  tools/convert_checkpoint.py (a converted Hugging Face model: its meta holds
+  `id2label`). A run trained with `scan_layers=True` is rebuilt unrolled
+  (the scanned `layers/` parameters split into `block_i`), so every layer
+  can sow; `unscan=False` keeps the trained (scanned) model, as inference
+  (vidjax/inference.py) does.
 * `load_clip(run, video)`: one clip as the evaluation sees it (centre clip,
   centre crop): `video` is an index into the run's test split, or a video
   file, decoded with PyAV (vidjax/data/decode.py), resized like the dataset's
@@ -12,6 +19,7 @@
   config's modality needs them, are computed with the dataset's algorithm.
 """
 import dataclasses
+import json
 import os
 from typing import Any, Optional, Sequence
 
@@ -33,6 +41,8 @@ class Run:
   model: Any
   variables: dict
   num_classes: int
+  class_names: tuple = ()  # the head's classes in row order; () if unknown
+  meta: Optional[dict] = None  # the checkpoint's JSON meta
 
   @property
   def mean(self):
@@ -81,13 +91,56 @@ def unscan_params(params) -> dict:
   return flax.traverse_util.unflatten_dict(out, sep="/")
 
 
-def load_run(workdir: str) -> Run:
-  directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-  if not os.path.isdir(directory):
-    raise VidjaxError(f"--workdir={workdir} has no checkpoints/ folder (is it "
-                      "a vidjax training run?)")
-  params, batch_stats, step_dir = checkpoint.load_pretrained(workdir)
-  meta = _read_meta(os.path.dirname(step_dir), int(os.path.basename(step_dir)))
+def _checkpoint_path(workdir: str, step: Optional[int], flag: str) -> str:
+  """The folder `checkpoint.load_pretrained` reads, checked with `flag`'s name
+  in the messages."""
+  path = os.path.abspath(workdir)
+  if not os.path.isdir(path):
+    raise VidjaxError(f"{flag}={workdir} does not exist")
+  if step is None:
+    if not (os.path.isdir(os.path.join(path, "checkpoints")) or
+            os.path.isdir(os.path.join(path, "state")) or any(
+                d.isdigit() for d in os.listdir(path))):
+      raise VidjaxError(f"{flag}={workdir} has no checkpoints/ folder (is it "
+                        "a vidjax training run?)")
+    return path
+  folder = os.path.join(path, "checkpoints")
+  folder = folder if os.path.isdir(folder) else path
+  saved = sorted(int(d) for d in os.listdir(folder) if d.isdigit())
+  if int(step) not in saved:
+    raise VidjaxError(f"--step={step}: {flag}={workdir} has checkpoints of "
+                      f"steps {saved or 'none'}")
+  return os.path.join(folder, str(int(step)))
+
+
+def _class_names(meta: dict, config, workdir: str, num_classes: int) -> tuple:
+  """The head's class names (see the module docstring); () if unknown."""
+  from vidjax import evaluate  # noqa: PLC0415
+  candidates = [meta.get("class_names") or ()]
+  path = os.path.join(workdir, evaluate.CLASS_NAMES_FILE)
+  if os.path.isfile(path):
+    with open(path) as f:
+      candidates.append(json.load(f))
+  candidates.append(config.dataset.get("class_names", ()) or ())
+  if not meta.get("converted_from") and config.dataset.get(
+      "name") == "synthetic_motion":
+    from vidjax.data import datasets  # noqa: PLC0415
+    candidates.append(datasets.class_names(config.dataset))
+  for names in candidates:
+    if len(names) == num_classes:
+      return tuple(str(n) for n in names)
+  return ()
+
+
+def load_run(workdir: str, step: Optional[int] = None, unscan: bool = True,
+             flag: str = "--workdir") -> Run:
+  path = _checkpoint_path(workdir, step, flag)
+  params, batch_stats, step_dir = checkpoint.load_pretrained(path)
+  meta = _read_meta(os.path.dirname(step_dir),
+                    int(os.path.basename(step_dir))) or {}
+  if "config" not in meta:
+    raise VidjaxError(f"{flag}={workdir}: checkpoint {step_dir} has no saved "
+                      "config (an inflated or exported parameter set?)")
   config = ml_collections.ConfigDict(meta["config"])
   # The run's own class count: its checkpoint's, so no data is needed here.
   from vidjax import head_remap  # noqa: PLC0415
@@ -96,7 +149,7 @@ def load_run(workdir: str) -> Run:
   if not num_classes:  # an older checkpoint of a model without a head
     from vidjax.data import datasets  # noqa: PLC0415
     num_classes = datasets.num_classes(config.dataset)
-  if config.model.get("scan_layers", False):
+  if unscan and config.model.get("scan_layers", False):
     config.model.scan_layers = False
     params = unscan_params(params)
   model = build_model(config.model, num_classes)
@@ -105,8 +158,11 @@ def load_run(workdir: str) -> Run:
   variables = {"params": params}
   if batch_stats:
     variables["batch_stats"] = batch_stats
-  return Run(os.path.abspath(workdir), step_dir, config, model, variables,
-             num_classes)
+  run_dir = os.path.abspath(workdir)
+  if os.path.basename(os.path.dirname(step_dir)) == "checkpoints":
+    run_dir = os.path.dirname(os.path.dirname(step_dir))
+  return Run(run_dir, step_dir, config, model, variables, num_classes,
+             _class_names(meta, config, run_dir, num_classes), meta)
 
 
 def _eval_clip(source, config, index: int) -> dict:
