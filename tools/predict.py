@@ -139,9 +139,13 @@ def predict(path: str, video: str, top_k: int = 5, out: str = "",
   if not done:
     raise VidjaxError(f"--video={video}: no video could be decoded "
                       f"({len(skipped)} skipped)")
+  clips_per_sec = done * engine.views / max(seconds, 1e-9)
+  print(f"{done} videos, {done * engine.views} clips in {seconds:.2f} s: "
+        f"{clips_per_sec:.1f} clips/s (decoding included; compiled in "
+        f"{engine.compile_seconds:.1f} s before)", file=sys.stderr)
   return {"rows": rows, "predicted": done, "skipped": len(skipped),
-          "seconds": seconds,
-          "clips_per_sec": done * engine.views / max(seconds, 1e-9),
+          "seconds": seconds, "clips_per_sec": clips_per_sec,
+          "compile_seconds": engine.compile_seconds,
           "checkpoint": run.step_dir}
 
 

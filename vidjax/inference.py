@@ -3,8 +3,8 @@ video files (tools/predict.py) and the views of any split (tools/evaluate.py).
 
 * `Engine(run)`: the run's own evaluation step (`steps.make_eval_step`:
   normalisation with the config's mean/std, then the model at `train=False`)
-  compiled once with `jax.jit` for a fixed batch of views on a `data` mesh
-  (vidjax/sharding.py), the parameters replicated. The logits of an
+  compiled ahead (`jit(...).lower(...).compile()`) for a fixed batch of
+  views on a `data` mesh (vidjax/sharding.py), the parameters replicated. The logits of an
   `EvalLoader`'s views come from `evaluate.predict`, the code the training's
   evaluation runs, so a video scores as the run's own test protocol scores it.
 * `decode_file(path, dataset_config)`: a video file as the dataset would have
@@ -23,6 +23,7 @@ video files (tools/predict.py) and the views of any split (tools/evaluate.py).
 import collections
 import concurrent.futures
 import dataclasses
+import time
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
@@ -91,8 +92,14 @@ class Engine:
     rep, split = sharding.replicated(self.mesh), sharding.batch_sharded(
         self.mesh)
     self.state = jax.device_put(inference_state(run), rep)
-    self.eval_step = jax.jit(steps.make_eval_step(self.config),
-                             in_shardings=(rep, split), out_shardings=split)
+    # Compiled ahead for the fixed batch of views (timed apart from the run).
+    t0 = time.perf_counter()
+    shape = (self.batch,) + tuple(steps.eval_input_shape(self.config))
+    self.eval_step = jax.jit(
+        steps.make_eval_step(self.config), in_shardings=(rep, split),
+        out_shardings=split).lower(self.state, {"video": jax.ShapeDtypeStruct(
+            shape, np.uint8, sharding=split)}).compile()
+    self.compile_seconds = time.perf_counter() - t0
 
   @property
   def videos_per_batch(self) -> int:
