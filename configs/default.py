@@ -167,6 +167,10 @@ def get_config():
   config.init_from.tubelet_init = "central_frame"
   config.init_from.posemb = "resize"
   config.init_from.posemb_method = "bilinear"
+  # A 2D ResNet (converted ImageNet ResNet-50) -> I3D-R50 / SlowFast: 2D
+  # kernels become kt x k x k ones, "mean" (I3D: repeat, divide by kt) |
+  # "center" (vidjax/init_image.py).
+  config.init_from.kernel_inflation = "mean"
   return config
 
 

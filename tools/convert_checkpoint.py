@@ -1,10 +1,14 @@
 """Converts a PyTorch checkpoint into a vidjax checkpoint + config.
 
-  python -m tools.convert_checkpoint --source=PATH_OR_HF_DIR --format=FORMAT
-      --out=DIR [--config=CONFIG_JSON]
+  python -m tools.convert_checkpoint --source=PATH_OR_HF_DIR --out=DIR
+      [--format=FORMAT] [--config=CONFIG_JSON]
 
-FORMAT: hf_timesformer | hf_vivit | hf_videomae | hf_videomae_pretrain |
-videomae_release (the mappings: vidjax/convert/).
+FORMAT (optional for a transformers folder: read from its config.json's
+`model_type`, videomae / timesformer / vivit / vit / resnet; for a bare
+torchvision / timm ResNet or VideoMAE-release state dict: from its tensor
+names): hf_timesformer | hf_vivit | hf_videomae | hf_videomae_pretrain |
+videomae_release | hf_vit | hf_resnet | resnet_torchvision (the mappings:
+vidjax/convert/).
 --source: a transformers model directory (config.json + model.safetensors or
 pytorch_model.bin: a `save_pretrained` folder or a Hub snapshot), or one state
 dict file (.safetensors/.bin/.pth; the VideoMAE release nests it under
@@ -24,8 +28,24 @@ processor's test resize and mean/std, the paper's frame stride and test
 views (vidjax/convert/paper_input.py). On a dataset whose class names match
 the head's (any order, or a subset), the head predicts them before any
 training (vidjax/head_remap.py).
-Prints one JSON line: the output folder, model, parameter count, class
-count and names found, the written dataset fields, source keys left unused.
+
+The papers' ImageNet starts (vidjax/init_image.py): convert an image
+backbone once, then point a video config at it, e.g.
+
+  python -m tools.convert_checkpoint --source=vit-base-patch16-224 --out=VIT
+  python -m vidjax.main --config=configs/vivit_factorized.py:k400 \
+      --config.init_from.checkpoint_path=VIT \
+      [--config.init_from.tubelet_init=central_frame|average]
+  python -m tools.convert_checkpoint --source=resnet-50 --out=R50
+  python -m vidjax.main --config=configs/i3d_r50.py:k400 \
+      --config.init_from.checkpoint_path=R50 \
+      [--config.init_from.kernel_inflation=mean|center]
+
+(ViT -> ViViT models 1-4 and TimeSformer; ResNet-50 -> I3D-R50 / NL, TSM,
+SlowFast's Slow pathway; a timm `resnet50` state dict converts the same way.)
+Prints one JSON line: the output folder, format, model, parameter count,
+class count and names found, the written dataset fields, source keys left
+unused.
 """
 import json
 
@@ -39,14 +59,15 @@ from vidjax.convert import common
 if __name__ == "__main__":
   _SOURCE = flags.DEFINE_string("source", None,
                                 "HF model dir or state dict file.")
-  _FORMAT = flags.DEFINE_string("format", None,
-                                "One of " + ", ".join(common.FORMATS) + ".")
+  _FORMAT = flags.DEFINE_string(
+      "format", None, "One of " + ", ".join(common.FORMATS) + " (default: "
+      "from the folder's config.json model_type, or the tensor names).")
   _OUT = flags.DEFINE_string("out", None, "Output folder.")
   _HF_CONFIG = flags.DEFINE_string(
       "config", "", "transformers-style config.json (optional for a directory).")
 
 
-def run(source: str, fmt: str, out: str, config_path: str = "") -> dict:
+def run(source: str, fmt, out: str, config_path: str = "") -> dict:
   import numpy as np
   import jax
   from vidjax import convert
@@ -56,7 +77,7 @@ def run(source: str, fmt: str, out: str, config_path: str = "") -> dict:
   shown = ("name", "num_frames", "frame_stride", "crop_size", "resize_short",
            "test_resize_short")
   report = {
-      "out": path, "format": fmt, "model": converted.model["name"],
+      "out": path, "format": converted.fmt, "model": converted.model["name"],
       "params": int(sum(np.size(x) for x in jax.tree.leaves(
           converted.params))),
       "num_classes": converted.data["num_classes"],
@@ -75,7 +96,7 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   from vidjax.errors import VidjaxError
-  for flag in (_SOURCE, _FORMAT, _OUT):
+  for flag in (_SOURCE, _OUT):
     if not flag.value:
       cli.fail(f"--{flag.name} is required")
   try:

@@ -3,18 +3,16 @@
 `checkpoint.merge_pretrained` copies parameters by name and shape. Before it,
 `adapt_pretrained` rewrites the loaded tree where a known mapping exists:
 
-* Image ViT ("vit", vidjax/models/vit.py) -> ViViT model 2 ("vivit_factorized")
-  or model 1 ("vivit_spatiotemporal"), as ViViT initialises from ImageNet ViTs
-  (Arnab et al. 2021, Sec. 3.4):
-  - `transformer/*` (CLS token, position embedding, encoder blocks and final
-    norm) -> `spatial/*` (model 2; the temporal encoder keeps its random
-    initialisation) or `spatiotemporal/*` (model 1);
-  - the 2D patch kernel (h, w, C, D) -> the tubelet kernel (t, h, w, C, D) by
-    `config.init_from.tubelet_init`: "central_frame" (the paper's best, Tab. 1),
-    "average" (filter inflation) or "repeat" (`inflate_patch_kernel`); the
-    bias is copied;
-  - the ViT's classification head is dropped (a new task's head starts from
-    its own initialisation).
+* Image backbones -> video models, as the papers initialise them from
+  ImageNet (vidjax/init_image.py): an image ViT ("vit", vidjax/models/vit.py;
+  a run or a converted transformers ViT) -> ViViT models 1-4 and TimeSformer
+  (`transformer/*` -> the video encoder; the 2D patch kernel (h, w, C, D) ->
+  the tubelet kernel by `config.init_from.tubelet_init`: "central_frame"
+  (ViViT's best, Tab. 1), "average" (filter inflation) or "repeat"; the ViT's
+  head dropped); a 2D ResNet (a converted ImageNet ResNet-50) -> I3D-R50 /
+  NL, TSM, SlowFast's Slow pathway (2D kernels inflated by
+  `config.init_from.kernel_inflation`: "mean" (I3D: divide by kt) |
+  "center"; BatchNorm statistics renamed with them: `adapt_batch_stats`).
 * Any source: with `config.init_from.posemb="resize"` every learned position
   embedding whose token grid differs from the model's is resized
   (`vidjax.layers.posemb.resize_posemb`: `config.init_from.posemb_method`
@@ -38,16 +36,14 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from vidjax import checkpoint, head_remap
+from vidjax import checkpoint, head_remap, init_image
 from vidjax.config_check import absolute_path
 from vidjax.errors import VidjaxError
-from vidjax.layers.embedding import TUBELET_INITS, inflate_patch_kernel
+from vidjax.layers.embedding import TUBELET_INITS
 from vidjax.layers.posemb import SPATIAL_METHODS, resize_posemb, square_grid
 from vidjax.registry import build_model
 
 POSEMB_MODES = ("resize", "none")
-_VIDEO_ENCODER = {"vivit_factorized": "spatial",
-                  "vivit_spatiotemporal": "spatiotemporal"}
 _POS = ("pos_embedding", "pos_embedding")
 
 
@@ -71,6 +67,9 @@ def posemb_layout(model) -> Callable:
       if model.temporal_layers > 0:
         out[("temporal",) + _POS] = ((steps, 1, 1), cls)
       return out
+    if name == "TimeSformer":
+      side = crop // model.patch_size
+      return {("pos_embedding",): ((1, side, side), 1)}
     return {}
 
   return layout
@@ -166,28 +165,6 @@ def _layout_of(config) -> Dict[tuple, Tuple[tuple, int]]:
                               int(config.dataset.crop_size))
 
 
-def vit_to_video(loaded: dict, target: dict, model_name: str,
-                 tubelet_init: str) -> Tuple[dict, list]:
-  """Image-ViT tree -> ViViT model 1/2 names (no position resizing here)."""
-  dst = _VIDEO_ENCODER[model_name]
-  notes = [f"image ViT -> {model_name}: transformer/* -> {dst}/*"]
-  out = {dst: match_layer_layout(_copy(loaded["transformer"]),
-                                 target.get(dst, {}))}
-  emb = loaded.get("embedding", {})
-  kernel = head_remap.get_path(target, ("embedding", "kernel"))
-  if "kernel" in emb and kernel is not None and np.ndim(kernel) == 5:
-    frames = int(np.shape(kernel)[0])
-    out["embedding"] = {"kernel": inflate_patch_kernel(emb["kernel"], frames,
-                                                       tubelet_init)}
-    notes.append(f"patch kernel {list(np.shape(emb['kernel']))} -> tubelet "
-                 f"{[frames] + list(np.shape(emb['kernel']))} "
-                 f"({tubelet_init})")
-  if "bias" in emb:
-    out.setdefault("embedding", {})["bias"] = emb["bias"]
-  notes.append("the ViT's head is not loaded")
-  return out, notes
-
-
 def resize_position_embeddings(loaded, target, src_layout, dst_layout,
                                method: str) -> Tuple[dict, list]:
   """Resizes every position embedding of dst_layout that has a source entry
@@ -201,7 +178,9 @@ def resize_position_embeddings(loaded, target, src_layout, dst_layout,
     if path in src_layout:
       src_grid, src_cls = src_layout[path]
     else:  # only a square image grid can be inferred from the shape
-      src_cls = int("cls" in (head_remap.get_path(loaded, path[:1]) or {}))
+      parent = head_remap.get_path(loaded, path[:1]) if len(path) > 1 else (
+          loaded)
+      src_cls = int(isinstance(parent, Mapping) and "cls" in parent)
       side = square_grid(np.shape(src)[1] - src_cls, "/".join(path))
       src_grid = (1, side, side)
     name = "/".join(path)
@@ -225,6 +204,12 @@ def _option(config, key, default, choices):
   return value
 
 
+def adapt_batch_stats(config, stats: dict) -> dict:
+  """BatchNorm statistics of the checkpoint under the configured model's
+  names (a 2D ResNet's -> SlowFast's Slow pathway; others unchanged)."""
+  return init_image.adapt_batch_stats(config.model.name, stats)
+
+
 def adapt_pretrained(config, loaded: dict, target: dict, where: str = "",
                      log: Callable = print,
                      class_names: Sequence[str] = ()) -> dict:
@@ -240,13 +225,13 @@ def adapt_pretrained(config, loaded: dict, target: dict, where: str = "",
                          TUBELET_INITS)
   posemb = _option(config, "posemb", "resize", POSEMB_MODES)
   method = _option(config, "posemb_method", "bilinear", SPATIAL_METHODS)
+  inflation = _option(config, "kernel_inflation", "mean",
+                      init_image.KERNEL_INFLATIONS)
   if not loaded:
     return loaded
   target = dict(target)
   loaded = _copy(loaded)
   notes = []
-  image_vit = np.ndim(head_remap.get_path(loaded, ("embedding", "kernel"))) == 4 and (
-      "transformer" in loaded)
   meta = read_source_meta(where) if where else {}
   src_config = (ml_collections.ConfigDict(meta["config"]) if "config" in meta
                 else None)
@@ -256,12 +241,25 @@ def adapt_pretrained(config, loaded: dict, target: dict, where: str = "",
       src_layout = _layout_of(src_config)
     except Exception:  # pylint: disable=broad-except
       src_layout = {}  # an unknown / older model: infer from shapes
-  if image_vit and config.model.name in _VIDEO_ENCODER:
-    loaded, notes = vit_to_video(loaded, target, config.model.name,
-                                 tubelet_init)
-    dst = _VIDEO_ENCODER[config.model.name]
-    src_layout = {(dst,) + path[1:]: v for path, v in src_layout.items()
-                  if path[0] == "transformer"}
+  name = config.model.name
+  if init_image.is_image_vit(loaded) and name in init_image.VIT_TARGETS:
+    image_pos = head_remap.get_path(loaded, ("transformer",) + _POS)
+    image_cls = int("cls" in loaded["transformer"])
+    loaded, notes, paths = init_image.vit_to_video(loaded, target, name,
+                                                   tubelet_init)
+    src_layout = {dst: src_layout[src] for dst, src in paths.items()
+                  if src in src_layout}
+    want = head_remap.get_path(target, _POS)
+    if name.startswith("vivit_factorized_") and posemb == "resize" and (
+        image_pos is not None and want is not None):
+      loaded["pos_embedding"] = {"pos_embedding": init_image.grid_posemb(
+          image_pos, tuple(np.shape(want)), method, image_cls)}
+      notes.append(f"pos_embedding {list(np.shape(image_pos))} -> "
+                   f"{list(np.shape(want))} (CLS row dropped, {method}, "
+                   "repeated over time)")
+  elif init_image.is_resnet_2d(loaded) and name in init_image.RESNET_TARGETS:
+    loaded, notes = init_image.resnet_to_video(loaded, target, name,
+                                               inflation)
   else:
     loaded = match_layer_layout(loaded, target)
   if posemb == "resize":

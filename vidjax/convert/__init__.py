@@ -3,20 +3,29 @@
 `convert(source, fmt)` reads a transformers model directory (config.json +
 model.safetensors / pytorch_model.bin) or one state dict file, maps every
 tensor onto the vidjax model of the same architecture (one module per
-family: `timesformer`, `vivit`, `videomae`) and returns the parameters with
+family: `timesformer`, `vivit`, `videomae`, and the image backbones the
+papers start from: `vit_image` (ImageNet ViT -> "vit"), `resnet_image`
+(ImageNet ResNet-50 -> the per-frame 2D ResNet "tsm" with shift_place
+"none", BatchNorm statistics included)) and returns the parameters with
 the vidjax model options and data facts (frames, crop, classes, mean/std)
 derived from the source, and the head's class names (`id2label`).
+`fmt=None` reads the format from the folder's config.json (`model_type`:
+videomae, timesformer, vivit, vit, resnet; `detect_format`), else from the
+tensor names (a torchvision / timm ResNet, the VideoMAE release).
 `save(converted, out)` writes a checkpoint that
 `config.init_from.checkpoint_path` loads (its meta holds the class names,
 so a run's head is matched to its data's classes by name:
 vidjax/head_remap.py), plus `config.json` and `config.py` (a vidjax config
 building the matching model at its own input: `paper_input.py`; init_from
-set; `config.dataset.class_names` = the head's classes).
+set; `config.dataset.class_names` = the head's classes). An image
+backbone's checkpoint initialises the video models as their papers do when
+a video config points `init_from.checkpoint_path` at it
+(vidjax/init_image.py).
 """
 import dataclasses
 import json
 import os
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
@@ -35,6 +44,7 @@ class Converted:
   unused: List[str]  # source keys no vidjax parameter came from
   source: str
   fmt: str
+  batch_stats: Optional[dict] = None  # BatchNorm statistics (ResNets)
 
 
 def _family(fmt: str):
@@ -44,21 +54,32 @@ def _family(fmt: str):
     from vidjax.convert import vivit as family
   elif fmt in ("hf_videomae", "hf_videomae_pretrain", "videomae_release"):
     from vidjax.convert import videomae as family
+  elif fmt == "hf_vit":
+    from vidjax.convert import vit_image as family
+  elif fmt in ("hf_resnet", "resnet_torchvision"):
+    from vidjax.convert import resnet_image as family
   else:
     raise VidjaxError(f"--format={fmt!r} is not a known format; known: "
                       f"{', '.join(FORMATS)}")
   return family
 
 
-def convert(source: str, fmt: str, config_path: str = "") -> Converted:
-  """Converts `source` (directory or file) given as `fmt` (see FORMATS)."""
-  family = _family(fmt)
+def convert(source: str, fmt: Optional[str] = None,
+            config_path: str = "") -> Converted:
+  """Converts `source` (directory or file) given as `fmt` (see FORMATS;
+  None or "": `common.detect_format`)."""
+  if fmt:
+    _family(fmt)  # an unknown --format fails before reading any weights
   state, hf_config, where = common.read_source(source, config_path)
-  params, model, data, unused = family.convert(state, hf_config, where, fmt)
+  fmt = fmt or common.detect_format(state, hf_config, where)
+  family = _family(fmt)
+  params, model, data, unused, *stats = family.convert(state, hf_config,
+                                                       where, fmt)
   data.update(common.read_preprocessing(source))
   data["class_names"] = common.read_class_names(hf_config,
                                                 data["num_classes"])
-  converted = Converted(params, model, data, unused, source, fmt)
+  converted = Converted(params, model, data, unused, source, fmt,
+                        stats[0] if stats else None)
   check_fits(converted)
   return converted
 
@@ -188,8 +209,11 @@ def save(converted: Converted, out: str) -> str:
                    converted.data.get("class_names", ()))
   meta["converted_from"] = {"source": os.path.abspath(converted.source),
                             "format": converted.fmt}
+  state = {"params": converted.params}
+  if converted.batch_stats:
+    state["batch_stats"] = converted.batch_stats
   manager.save(0, args=ocp.args.Composite(
-      state=ocp.args.StandardSave({"params": converted.params}),
+      state=ocp.args.StandardSave(state),
       meta=ocp.args.JsonSave(meta)))
   manager.wait_until_finished()
   manager.close()

@@ -26,7 +26,11 @@ import numpy as np
 from vidjax.errors import VidjaxError
 
 FORMATS = ("hf_timesformer", "hf_vivit", "hf_videomae", "hf_videomae_pretrain",
-           "videomae_release")
+           "videomae_release", "hf_vit", "hf_resnet", "resnet_torchvision")
+# transformers' config.json `model_type` -> format (VideoMAE: by its keys).
+MODEL_TYPES = {"timesformer": "hf_timesformer", "vivit": "hf_vivit",
+               "videomae": "hf_videomae", "vit": "hf_vit",
+               "resnet": "hf_resnet"}
 
 
 @dataclasses.dataclass
@@ -228,6 +232,37 @@ def read_source(source: str, config_path: str = "") -> Tuple[dict, dict, str]:
     except (OSError, ValueError) as e:
       raise VidjaxError(f"--config={config_path}: cannot read JSON ({e})")
   return state, hf_config, source
+
+
+def detect_format(state: dict, hf_config: dict, where: str) -> str:
+  """The format of a source given without --format.
+
+  A transformers config.json names it (`model_type`; "videomae" is the
+  pretraining model when the weights hold a decoder). Without one, the
+  tensor names tell the two layouts of plain state dicts: a torchvision /
+  timm ResNet (`conv1.weight`, `layer1.0.conv1.weight`; a timm Hub folder's
+  config.json has `architecture: resnet50` and no `model_type`) and the
+  VideoMAE release (`[encoder.]blocks.0.attn.qkv.weight`).
+  """
+  keys = {k[len("module."):] if k.startswith("module.") else k for k in state}
+  model_type = hf_config.get("model_type")
+  if model_type == "videomae" and any(
+      k.startswith(("decoder.", "encoder_to_decoder.")) for k in keys):
+    return "hf_videomae_pretrain"
+  if model_type in MODEL_TYPES:
+    return MODEL_TYPES[model_type]
+  if model_type:
+    raise VidjaxError(f"{where}: config.json model_type={model_type!r} has "
+                      f"no converter (known: {', '.join(MODEL_TYPES)}); pass "
+                      f"--format (one of {', '.join(FORMATS)})")
+  if "conv1.weight" in keys and "layer1.0.conv1.weight" in keys:
+    return "resnet_torchvision"
+  if any(re.match(r"(encoder\.)?blocks\.0\.attn\.qkv\.weight$", k)
+         for k in keys):
+    return "videomae_release"
+  raise VidjaxError(f"{where}: cannot tell its format (no config.json "
+                    "model_type, no known tensor names); pass --format (one "
+                    f"of {', '.join(FORMATS)})")
 
 
 def read_preprocessing(source: str) -> dict:

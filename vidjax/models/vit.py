@@ -74,6 +74,10 @@ class ViT(nn.Module):
   mlp: str = "gelu"
   num_experts: int = 4
   moe_top_k: int = 1
+  # transformers' ViT (tools/convert_checkpoint): hidden_act "gelu" is the
+  # exact erf GELU (approximate_gelu=False), layer_norm_eps 1e-12.
+  approximate_gelu: bool = True
+  layer_norm_eps: float = 1e-6
 
   def check_input(self, input_shape):
     _, height, width = input_shape[:3]
@@ -95,8 +99,12 @@ class ViT(nn.Module):
     tokens = PatchEmbedding(self.hidden_size, patch_pair(self.patch_size),
                             dtype=dtype, name="embedding")(frames)
     tokens = tokens.reshape(tokens.shape[0], -1, tokens.shape[-1])
+    encoder_kwargs = _encoder_kwargs(self, self.num_layers)
+    encoder_kwargs.update(layer_norm_eps=self.layer_norm_eps, block_options=(
+        ("approximate_gelu", self.approximate_gelu),
+        ("layer_norm_eps", self.layer_norm_eps)))
     pooled = _TokenPooling(
-        self.classifier, _encoder_kwargs(self, self.num_layers),
+        self.classifier, encoder_kwargs,
         self.dropout_rate, name="transformer")(tokens, train=train)
     logits = _head(self.num_classes, self.head_init_std)(
         pooled.astype(jnp.float32))
