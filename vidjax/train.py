@@ -68,7 +68,6 @@ def initial_state(config, model, tx, mesh, ckpt, log, class_names=()):
     params = init_adapt.adapt_pretrained(config, params, abstract.params,
                                          where, log, class_names=class_names)
     stats = init_adapt.adapt_batch_stats(config, stats)
-    stats = init_adapt.adapt_batch_stats(config, stats)
     checkpoint.check_fits(abstract.params, params, path)
   state = jax.jit(create, out_shardings=shardings)()
   if path:
