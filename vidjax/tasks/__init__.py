@@ -1,0 +1,1 @@
+"""Tasks beyond clip classification (temporal action localization: `localization`)."""

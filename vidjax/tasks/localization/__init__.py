@@ -1,0 +1,9 @@
+"""Temporal action localization on untrimmed videos (issue #20).
+
+* `timing`: the one definition of seconds <-> frame <-> window-feature index.
+* `annotations`: ActivityNet JSON and THUMOS14 per-class list readers/writers.
+* `evaluate`: exact, pure-numpy detection mAP (ActivityNet matching, VOC
+  interpolated AP, THUMOS `Ambiguous` handling), AR@AN / AUC, prediction JSON.
+* `data`: padded, masked sequences and segments for a jitted step; readers of
+  features and videos over the user's ActivityNet / THUMOS files.
+"""
