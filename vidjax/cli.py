@@ -2,10 +2,17 @@
 
 `--config=configs/X.py[:arg]` plus `--config.field=value` overrides, with
 every problem (missing file, unknown field, bad value, a config file that
-raises) reported as one line: `error: ...`, exit status 1.
+raises) reported as one line: `error: ...`, exit status 1. A relative
+`--config` path that does not exist in the working directory is read from the
+project root (the checkout, or site-packages where `pip install` put
+`configs/`), so `--config=configs/x.py` works from any directory.
+
+The console scripts of pyproject.toml (`vidjax-train`, ...) are the functions
+at the end: each runs its module as `python -m MODULE` would (runpy).
 """
 import os
 import re
+import runpy
 import sys
 
 from absl import flags
@@ -23,8 +30,19 @@ def define_config_flag():
       lock_config=True)
 
 
+def resolve_config_path(value: str) -> str:
+  """`configs/x.py[:arg]` -> ROOT/configs/x.py[:arg] when only ROOT has it."""
+  path, sep, arg = value.partition(":")
+  if os.path.isabs(path) or os.path.exists(path):
+    return value
+  rooted = os.path.join(ROOT, path)
+  return rooted + sep + arg if os.path.exists(rooted) else value
+
+
 def parse_flags(argv):
   """absl's parser; bad flags and config-file problems as one-line errors."""
+  argv = [("--config=" + resolve_config_path(a[len("--config="):])
+           if a.startswith("--config=") else a) for a in argv]
   given = [a for a in argv[1:] if a.startswith("--config=")]
   try:
     rest = flags.FLAGS(argv)
@@ -57,3 +75,42 @@ def parse_flags(argv):
 def fail(message: str):
   print(f"error: {message}", file=sys.stderr)
   sys.exit(1)
+
+
+def _run_module(module: str):
+  runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+# Console scripts (pyproject.toml [project.scripts]): name -> module run.
+SCRIPTS = {
+    "vidjax-train": "vidjax.main",
+    "vidjax-predict": "tools.predict",
+    "vidjax-evaluate": "tools.evaluate",
+    "vidjax-extract-features": "tools.extract_features",
+    "vidjax-export": "tools.export_model",
+    "vidjax-convert": "tools.convert_checkpoint",
+}
+
+
+def train():
+  _run_module(SCRIPTS["vidjax-train"])
+
+
+def predict():
+  _run_module(SCRIPTS["vidjax-predict"])
+
+
+def evaluate():
+  _run_module(SCRIPTS["vidjax-evaluate"])
+
+
+def extract_features():
+  _run_module(SCRIPTS["vidjax-extract-features"])
+
+
+def export():
+  _run_module(SCRIPTS["vidjax-export"])
+
+
+def convert():
+  _run_module(SCRIPTS["vidjax-convert"])
