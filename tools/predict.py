@@ -152,7 +152,7 @@ def predict(path: str, video: str, top_k: int = 5, out: str = "",
 def main(argv):
   if len(argv) > 1:
     cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
-  logging.set_verbosity(logging.WARNING)
+  logging.set_verbosity(logging.ERROR)  # orbax's notes on the meta item
   if bool(_RUN.value) == bool(_CHECKPOINT.value):
     cli.fail("give one of --run=RUN_DIR or --checkpoint=DIR")
   if not _VIDEO.value:
