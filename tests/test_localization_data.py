@@ -237,3 +237,10 @@ def test_thumos14_videos_build_once(tmp_path):
   np.testing.assert_allclose(b["segments"][0], [[1.5, 11.5], [19.5, 35.5]])
   with pytest.raises(VidjaxError, match="manual_dir"):
     up.load(ConfigDict({"name": "thumos14", "manual_dir": str(tmp_path / "x")}))
+
+
+def test_registry_names_localization_datasets():
+  from vidjax.data import datasets
+  for name in datasets.LOCALIZATION_DATASETS:
+    with pytest.raises(VidjaxError, match="temporal localization dataset"):
+      datasets.class_names(ConfigDict({"name": name}))

@@ -27,6 +27,10 @@ PAPER_NUM_CLASSES = {
 }
 REAL_DATASETS = ("video_folder", "ucf101", "hmdb51", "kinetics400",
                  "something_something_v2")
+# Temporal action localization (untrimmed videos, segments): read with
+# vidjax.tasks.localization (data.SyntheticSequences over
+# vidjax/data/synthetic_untrimmed.py; vidjax/data/untrimmed_public.load).
+LOCALIZATION_DATASETS = ("synthetic_untrimmed", "activitynet", "thumos14")
 
 
 @dataclasses.dataclass
@@ -39,6 +43,10 @@ class Dataset:
 
 
 def _check_name(name: str):
+  if name in LOCALIZATION_DATASETS:
+    raise VidjaxError(
+        f"config.dataset.name={name!r} is a temporal localization dataset "
+        "(untrimmed videos with segments), not a clip-classification one")
   if name != "synthetic_motion" and name not in REAL_DATASETS:
     raise VidjaxError(
         f"config.dataset.name={name!r}: vidjax has no builder for it; use "
