@@ -29,6 +29,11 @@ def test_timing_half_window_offset():
   assert t.num_features(100) == 22 and t.num_features(5) == 1
   off = FeatureTiming(fps=10.0, span=4, stride=2, offset=3)
   assert off.centre_time(1) == pytest.approx((3 + 2 + 2) / 10)
+  w = FeatureTiming.windows(8.0, frames=8, frame_stride=2, stride=4)
+  assert (w.span, w.stride) == (15, 4)
+  assert w.window_frames([0, 2], 8, 20).tolist() == [
+      [0, 2, 4, 6, 8, 10, 12, 14], [8, 10, 12, 14, 16, 18, 19, 19]]
+  assert FeatureTiming.windows(8.0, 16).stride == 8
   f = FeatureTiming.frames(8.0)
   assert f.centre_time(0) == 1 / 16 and f.index_at(1.0) == 7.5
   with pytest.raises(VidjaxError, match="fps > 0"):

@@ -84,6 +84,25 @@ class FeatureTiming:
     return cls(fps=float(fps), span=1, stride=1)
 
   @classmethod
+  def windows(cls, fps: float, frames: int, frame_stride: int = 1,
+              stride: int | None = None, offset: int = 0) -> "FeatureTiming":
+    """Clips of `frames` frames read `frame_stride` apart, one every `stride`
+    frames (default: half the span, as tools/extract_features.py): span =
+    (frames - 1) * frame_stride + 1."""
+    span = (int(frames) - 1) * int(frame_stride) + 1
+    return cls(fps=float(fps), span=span,
+               stride=int(stride) if stride else max(span // 2, 1),
+               offset=int(offset))
+
+  def window_frames(self, i, frames: int, num_frames: int) -> np.ndarray:
+    """Frame indices [len(i), frames] a window clip reads (frame_stride =
+    (span - 1) / (frames - 1)), clamped to the video's last frame."""
+    step = (self.span - 1) // max(int(frames) - 1, 1)
+    idx = (np.asarray(self.start_frame(np.atleast_1d(i)))[:, None]
+           + step * np.arange(int(frames))[None])
+    return np.minimum(idx, int(num_frames) - 1)
+
+  @classmethod
   def from_feature_meta(cls, meta: dict, where: str = "") -> "FeatureTiming":
     """The timing of a tools/extract_features.py JSON (its fps, span and
     stride; its rows' start frames checked against start_frame(i))."""
