@@ -237,6 +237,9 @@ def test_thumos14_videos_build_once(tmp_path):
   assert frames.shape == (45, 16, 21, 3)
   assert s.segments.tolist() == [[1.0, 2.5], [3.0, 4.0]]
   assert s.labels.tolist() == [0, 1]
+  win = data.to_windows(s, frames=4, frame_stride=1, stride=2)  # LazyVideo
+  assert len(win) == 21 and win.inputs.shape == (21, 4, 16, 21, 3)
+  np.testing.assert_array_equal(win.inputs[20], frames[40:44])
   b = data.pad_batch([test[0]], max_len=48, max_segments=2)
   assert b["mask"][0].sum() == 40
   np.testing.assert_allclose(b["segments"][0], [[1.5, 11.5], [19.5, 35.5]])

@@ -141,3 +141,26 @@ def test_sequences_pad_to_one_shape(tiny_builder):
     np.testing.assert_allclose(batch["segments"][i, :m], frames - 0.5)
     np.testing.assert_allclose(batch["segment_seconds"][i, :m], frames / 8.0)
     assert s.timing == FeatureTiming.frames(8.0)
+
+
+def test_config_load_and_clip_windows(tiny_builder):
+  from ml_collections import ConfigDict
+  data_dir = str(tiny_builder.data_dir).split("/synthetic_untrimmed/")[0]
+  out = data.load(ConfigDict(dict(name="synthetic_untrimmed",
+                                  data_dir=data_dir, **TINY)))
+  assert len(out["train"]) == 3 and len(out["test"]) == 2
+  assert out["class_names"] == list(sr.MOTION_NAMES)
+  seq = out["test"][1]
+  video = np.asarray(tiny_builder.as_data_source("test")[1]["video"])
+  np.testing.assert_array_equal(seq.inputs, video)
+  win = data.to_windows(seq, frames=8, frame_stride=2, stride=4)
+  t = win.timing
+  assert (t.span, t.stride) == (15, 4)
+  assert len(win) == (len(video) - 15) // 4 + 1
+  np.testing.assert_array_equal(win.inputs[3], video[12:27:2])
+  # the window centre: frames [12, 27) -> (12 + 7.5) / 8 s
+  assert t.centre_time(3) == (12 + 7.5) / 8
+  b = data.pad_batch([win], max_len=32, max_segments=4)
+  assert b["inputs"].shape == (1, 32, 8, 32, 32, 3)
+  np.testing.assert_allclose(b["segments"][0, :len(seq.labels)],
+                             (seq.segments * 8 - 7.5) / 4, rtol=1e-6)

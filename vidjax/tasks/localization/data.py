@@ -158,6 +158,31 @@ def from_annotation(video_id: str, inputs, timing: FeatureTiming, annotation,
   return Sequence(video_id, inputs, timing, float(duration), segs, labels)
 
 
+def to_windows(seq: Sequence, frames: int, frame_stride: int = 1,
+               stride: int | None = None) -> Sequence:
+  """A frame Sequence (one step per frame) as clip windows: inputs
+  [N, frames, H, W, C], the window k of `FeatureTiming.windows` (frames
+  `frame_stride` apart, a window every `stride` frames); a backbone maps each
+  clip to the feature of step k, whose centre time is timing.centre_time(k)."""
+  if seq.timing.span != 1 or seq.timing.stride != 1:
+    raise VidjaxError(f"video {seq.video_id}: to_windows needs one step per "
+                      "frame")
+  timing = FeatureTiming.windows(seq.timing.fps, frames, frame_stride, stride,
+                                 seq.timing.offset)
+  n = len(seq)
+  local = FeatureTiming(timing.fps, timing.span, timing.stride)
+  idx = local.window_frames(np.arange(local.num_features(n)), frames, n)
+  video = seq.inputs
+  if hasattr(video, "frames"):  # decode.LazyVideo: only the frames read
+    flat = np.unique(idx)
+    got = np.asarray(video.frames(flat))
+    clips = got[np.searchsorted(flat, idx)]
+  else:
+    clips = np.asarray(video)[idx]
+  return Sequence(seq.video_id, clips, timing, seq.duration, seq.segments,
+                  seq.labels)
+
+
 class SyntheticSequences:
   """One split of a `synthetic_untrimmed` build as Sequences of frames
   (timing: one step per frame), its segments read from the build's
@@ -183,3 +208,32 @@ class SyntheticSequences:
     vid = vid.decode() if isinstance(vid, bytes) else str(vid)
     return from_annotation(vid, ex["video"], FeatureTiming.frames(self.fps),
                            self.database[vid], self.class_index)
+
+
+def load(dataset_config) -> dict:
+  """{"train", "test": sequence sources, "class_names", "database",
+  "ambiguous", "missing"} of a localization dataset config:
+  `synthetic_untrimmed` (config.dataset fields named like
+  SyntheticUntrimmedConfig's override the build's, e.g. train_videos), or
+  `activitynet` / `thumos14` over the user's files (untrimmed_public.load)."""
+  name = dataset_config.get("name", "")
+  if name != "synthetic_untrimmed":
+    from vidjax.data import untrimmed_public
+    return untrimmed_public.load(dataset_config)
+  import dataclasses as dc
+  from vidjax.data import synthetic_untrimmed as su
+  from vidjax.tasks.localization import annotations
+  fields = {f.name for f in dc.fields(su.SyntheticUntrimmedConfig)} - {
+      "name", "version", "release_notes", "supported_versions",
+      "description", "tags"}
+  base = su.make_config()
+  overrides = {k: type(getattr(base, k))(dataset_config[k]) for k in fields
+               if k in dataset_config and dataset_config[k] is not None
+               and dataset_config[k] != getattr(base, k)}
+  builder = su.load_builder(dataset_config.get("data_dir") or None,
+                            **overrides)
+  db = annotations.read_activitynet(su.annotations_path(builder))
+  train = SyntheticSequences(builder, "train")
+  return {"train": train, "test": SyntheticSequences(builder, "test"),
+          "class_names": train.class_names, "database": db, "ambiguous": {},
+          "missing": []}
