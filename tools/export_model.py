@@ -33,7 +33,7 @@ import os
 from typing import Optional, Sequence
 
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 from vidjax import cli  # noqa: F401  (puts the project root on sys.path)
 from vidjax.errors import VidjaxError
@@ -200,6 +200,7 @@ def export_run(run_dir: str, fmt: str, out: Optional[str] = None,
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.ERROR)  # orbax's notes on the meta item
   for name in ("run", "format"):
     if not flags.FLAGS[name].value:
       cli.fail(f"--{name} is required")

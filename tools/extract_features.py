@@ -44,7 +44,7 @@ import sys
 from typing import Optional
 
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 from vidjax import cli  # noqa: F401  (puts the project root on sys.path)
 from vidjax.errors import VidjaxError
@@ -282,6 +282,7 @@ def extract(run_dir: str, videos: str, out: str, window: int = 0,
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.ERROR)  # orbax's notes on the meta item
   for name in ("run", "videos", "out"):
     if not flags.FLAGS[name].value:
       cli.fail(f"--{name} is required")
