@@ -209,6 +209,28 @@ def test_average_recall_and_auc():
   assert ev.recall_at_threshold(gt, _props({"a": a, "b": b}), 5, 0.75) == 0.5
 
 
+def test_average_recall_is_top_n_recall_with_full_proposal_lists():
+  # every video holds 100 proposals: AR@N is the recall of each video's
+  # top N, averaged over tIoU 0.5:0.05:0.95 (checked by the simple routine)
+  rng = np.random.default_rng(1)
+  gt, props = {}, {}
+  for v in range(6):
+    starts = rng.uniform(0, 100, rng.integers(1, 5))
+    gt[f"v{v}"] = [{"segment": [s, s + rng.uniform(2, 30)], "label": "x"}
+                   for s in starts]
+    rows = []
+    for _ in range(100):
+      g = gt[f"v{v}"][rng.integers(len(gt[f"v{v}"]))]["segment"]
+      rows.append({"segment": [g[0] + rng.normal(0, 3), g[1] + rng.normal(0, 3)],
+                   "score": float(rng.uniform())})
+    props[f"v{v}"] = rows
+  out = ev.proposal_metrics(gt, props, at=(1, 3, 10, 100))
+  for n in (1, 3, 10, 100):
+    want = np.mean([ev.recall_at_threshold(gt, props, n, t)
+                    for t in ev.PROPOSAL_THRESHOLDS])
+    assert out[f"ar@{n}"] == pytest.approx(want), n
+
+
 def test_proposals_one_to_many_and_missing_video():
   # several gts hit by one proposal all count (no one-to-one matching); a
   # video without proposals recalls nothing

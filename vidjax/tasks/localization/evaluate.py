@@ -31,8 +31,13 @@ Proposals (ActivityNet `eval_proposal.py` semantics): a ground truth is
 recalled at threshold t by the top-N proposals of its video when any of them
 has tIoU >= t (no one-to-one matching). AR@AN averages the recall over
 tIoU 0.5:0.05:0.95; N per video follows ActivityNet's proportional rule
-(`average_recall_vs_num_proposals`), which is exactly "the top AN proposals of
-each video" when every video has at least `max_proposals` proposals. The AUC
+(`average_recall_vs_avg_nr_proposals`: each video keeps the same share of its
+own list), which is exactly "the top AN proposals of each video" when every
+video has `max_proposals` proposals, as ActivityNet submissions do (100 per
+video); `recall_at_threshold` is the plain per-video top-N recall. Only the
+videos with ground truth take part (ActivityNet also counts other videos'
+proposals in the share, which only changes results for files holding videos
+outside the evaluated subset). The AUC
 is the trapezoid area under AR against AN (AN up to `max_proposals`, 100 as
 ActivityNet) divided by the largest AN. Proposal counts are floor(x + 1e-9)
 rather than ActivityNet's float truncation (which turns 100 * 0.29 into 28).
