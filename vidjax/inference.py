@@ -4,9 +4,10 @@ video files (tools/predict.py) and the views of any split (tools/evaluate.py).
 * `Engine(run)`: the run's own evaluation step (`steps.make_eval_step`:
   normalisation with the config's mean/std, then the model at `train=False`)
   compiled ahead (`jit(...).lower(...).compile()`) for a fixed batch of
-  views on a `data` mesh (vidjax/sharding.py), the parameters replicated. The logits of an
-  `EvalLoader`'s views come from `evaluate.predict`, the code the training's
-  evaluation runs, so a video scores as the run's own test protocol scores it.
+  views on a `data` mesh (vidjax/sharding.py), the parameters replicated.
+  The logits of an `EvalLoader`'s views come from `evaluate.predict`, the
+  code the training's evaluation runs, so a video scores as the run's own
+  test protocol scores it.
 * `decode_file(path, dataset_config)`: a video file as the dataset would have
   stored it: decoded with FFmpeg (PyAV, vidjax/data/decode.py), its short
   side resized to the stored one (`frame_sizes.stored_short_side`: the

@@ -14,9 +14,11 @@
   (vidjax/inference.py) does.
 * `load_clip(run, video)`: one clip as the evaluation sees it (centre clip,
   centre crop): `video` is an index into the run's test split, or a video
-  file, decoded with PyAV (vidjax/data/decode.py), resized like the dataset's
-  stored frames and cropped to the config's input; flow channels, where the
-  config's modality needs them, are computed with the dataset's algorithm.
+  file, decoded with PyAV (vidjax/data/decode.py), resized like the
+  dataset's stored frames (`inference.decode_file`: the synthetic frames'
+  32 px, `resize_short` or native) and cropped as the evaluation crops;
+  flow channels, where the config's modality needs them, are computed with
+  the dataset's algorithm.
 """
 import dataclasses
 import json
@@ -173,25 +175,13 @@ def _eval_clip(source, config, index: int) -> dict:
 
 
 def _file_video(path: str, config) -> Any:
-  from vidjax.data import decode, optical_flow  # noqa: PLC0415
-  d = config.dataset
-  short = d.crop_size if d.name == "synthetic_motion" else d.resize_short
+  """The file as the run's dataset stores frames (vidjax/inference.py)."""
+  from vidjax import inference  # noqa: PLC0415
+  from vidjax.data import decode  # noqa: PLC0415
   try:
-    decoded = decode.decode_to_jpegs(path, resize_short=int(short),
-                                     fps=float(d.get("fps", 0.0)))
-  except Exception as e:  # noqa: BLE001  (PyAV / decode errors are many)
-    raise VidjaxError(f"--video={path}: cannot decode it: "
-                      f"{str(e).splitlines()[0] if str(e) else type(e).__name__}")
-  video = decode.LazyVideo(decoded["frames"], decoded["height"],
-                           decoded["width"])
-  mode = optical_flow.modality(d)
-  if mode == "rgb":
-    return video
-  rgb = np.asarray(video)
-  flow = optical_flow.quantize(
-      optical_flow.video_flow(rgb, optical_flow.algorithm(d)),
-      optical_flow.bound(d))
-  return flow if mode == "flow" else np.concatenate([rgb, flow], -1)
+    return inference.decode_file(path, config.dataset)[0]
+  except decode.BadVideo as e:
+    raise VidjaxError(f"--video={path}: cannot decode it: {e}") from None
 
 
 def load_clip(run: Run, video: str) -> Clip:
