@@ -164,3 +164,18 @@ def test_config_load_and_clip_windows(tiny_builder):
   assert b["inputs"].shape == (1, 32, 8, 32, 32, 3)
   np.testing.assert_allclose(b["segments"][0, :len(seq.labels)],
                              (seq.segments * 8 - 7.5) / 4, rtol=1e-6)
+
+
+@pytest.mark.parametrize("overrides,key", [
+    (dict(min_frames=600), "min_frames"),
+    (dict(max_instances=4, min_duration=40, min_frames=150, max_frames=200),
+     "min_frames"),
+    (dict(min_duration=1), "min_duration"),
+    (dict(train_videos=0), "train_videos"),
+    (dict(fps=0.0), "fps"),
+])
+def test_bad_settings_are_one_line_errors(overrides, key):
+  from vidjax.data import synthetic_untrimmed as su
+  from vidjax.errors import VidjaxError
+  with pytest.raises(VidjaxError, match=f"config.dataset.{key}="):
+    su.make_config(**overrides)

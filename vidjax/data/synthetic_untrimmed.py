@@ -34,6 +34,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 
 from vidjax.data import untrimmed_render  # noqa: E402
 from vidjax.data.synthetic_render import MOTION_NAMES  # noqa: E402
+from vidjax.errors import VidjaxError  # noqa: E402
 
 ANNOTATION_FILE = "activity_net.json"
 SUBSETS = {"train": "training", "test": "validation"}
@@ -143,6 +144,31 @@ def annotations_path(builder) -> str:
   return path
 
 
+def check_config(c: SyntheticUntrimmedConfig) -> None:
+  """One-line VidjaxError naming the config.dataset field of an impossible
+  setting, before anything is rendered."""
+  def bad(key, why):
+    raise VidjaxError(f"config.dataset.{key}={getattr(c, key)}: {why}")
+  for key in ("train_videos", "test_videos", "min_instances", "min_gap"):
+    if getattr(c, key) < (0 if key == "min_gap" else 1):
+      bad(key, "must be >= " + ("0" if key == "min_gap" else "1"))
+  if c.resolution < 8:
+    bad("resolution", "must be >= 8 (pixels)")
+  if not c.fps > 0:
+    bad("fps", "must be > 0")
+  if c.min_duration < 2:
+    bad("min_duration", "must be >= 2 frames (a motion needs two)")
+  for lo, hi in (("min_frames", "max_frames"), ("min_instances",
+                 "max_instances"), ("min_duration", "max_duration")):
+    if getattr(c, lo) > getattr(c, hi):
+      bad(lo, f"is above {hi}={getattr(c, hi)}")
+  need = c.max_instances * c.min_duration + (c.max_instances + 1) * c.min_gap
+  if need > c.min_frames:
+    bad("min_frames", f"cannot hold max_instances={c.max_instances} of "
+        f"min_duration={c.min_duration} frames with min_gap={c.min_gap} "
+        f"(needs >= {need})")
+
+
 def make_config(**overrides) -> SyntheticUntrimmedConfig:
   """The default config, or a copy with `overrides` under a stable name."""
   base = SyntheticUntrimmed.BUILDER_CONFIGS[0]
@@ -151,10 +177,12 @@ def make_config(**overrides) -> SyntheticUntrimmedConfig:
   fields = {f.name for f in dataclasses.fields(SyntheticUntrimmedConfig)}
   unknown = sorted(set(overrides) - fields)
   if unknown:
-    raise ValueError(f"unknown SyntheticUntrimmedConfig field(s): {unknown}")
+    raise VidjaxError(f"unknown synthetic_untrimmed field(s): {unknown}")
   key = ",".join(f"{k}={overrides[k]!r}" for k in sorted(overrides))
   name = f"motion_custom_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
-  return dataclasses.replace(base, name=name, **overrides)
+  config = dataclasses.replace(base, name=name, **overrides)
+  check_config(config)
+  return config
 
 
 def load_builder(data_dir: str | None = None, **overrides):
