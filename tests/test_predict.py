@@ -285,3 +285,15 @@ def test_converted_videomae_predicts_transformers_probabilities(tmp_path):
   print(f"converted VideoMAE via tools.predict vs transformers: max |dp| = "
         f"{np.abs(got - want).max():.2e}")
   np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_evaluate_scores_the_data_classes_of_a_larger_head_by_name():
+  from tools import evaluate as tool
+  head = ["Abseiling", "air drumming", "archery", "applauding"]
+  assert tool.class_columns(head, ["archery", "Air_Drumming"], 4) == [2, 1]
+  assert tool.class_columns((), ["a", "b"], 2) == [0, 1]
+  with pytest.raises(VidjaxError, match="1 of the 2 classes of ucf101 are "
+                     "not among the checkpoint's 4: \\['juggling'\\]"):
+    tool.class_columns(head, ["archery", "juggling"], 4, "ucf101")
+  with pytest.raises(VidjaxError, match="has 3 classes, the checkpoint's head"):
+    tool.class_columns((), ["a", "b", "c"], 2)

@@ -18,7 +18,9 @@ writes: predictions.jsonl (video, label, top-k, probabilities), metrics.json
 and confusion.png. OUT/metrics.jsonl and OUT/tb/ (TensorBoard: the scalars
 and the `eval/confusion_matrix` image at the checkpoint's step) go with
 them. `--run` also takes a checkpoint folder or a converted model's folder
-(tools/convert_checkpoint.py) whose classes the data has.
+(tools/convert_checkpoint.py). The data's classes are matched to the head's
+by name (any order, or a subset such as 2 of Kinetics' 400: only the
+data's classes are scored), or by position when the checkpoint names none.
 """
 import ast
 import hashlib
@@ -92,6 +94,29 @@ def apply_overrides(config, overrides: dict):
   return config
 
 
+def class_columns(head_names, data_names, num_classes: int,
+                  dataset: str = "the data") -> list:
+  """The head's row of each data class, by name (ignoring case, spaces and
+  underscores: vidjax/head_remap.py), so a head of more classes (a converted
+  Kinetics model) or in another order scores the data's classes; by
+  position when the checkpoint names none. Raises naming what is missing."""
+  from vidjax import head_remap  # noqa: PLC0415
+  if not head_names:
+    if len(data_names) != num_classes:
+      raise VidjaxError(
+          f"{dataset} has {len(data_names)} classes, the checkpoint's head "
+          f"{num_classes} (unnamed): evaluate on data with its classes")
+    return list(range(num_classes))
+  rows = head_remap.match_classes(head_names, data_names)
+  missing = [n for n, r in zip(data_names, rows) if r < 0]
+  if missing:
+    raise VidjaxError(
+        f"{len(missing)} of the {len(data_names)} classes of {dataset} are "
+        f"not among the checkpoint's {num_classes}: {missing[:4]}"
+        f"{'...' if len(missing) > 4 else ''}")
+  return rows
+
+
 def evaluate_checkpoint(path: str, step=None, split: str = "test",
                         out: str = "", top_k: int = 5,
                         overrides=None, log=print) -> dict:
@@ -107,13 +132,8 @@ def evaluate_checkpoint(path: str, step=None, split: str = "test",
   frame_sizes.check(config.dataset)
   data = datasets.load(config.dataset)
   names = list(data.class_names)
-  if len(names) != run.num_classes or (run.class_names and [
-      n.lower() for n in names] != [n.lower() for n in run.class_names]):
-    raise VidjaxError(
-        f"the data ({config.dataset.name}) has {len(names)} classes "
-        f"{names[:4]}...; the checkpoint's head has {run.num_classes} "
-        f"{list(run.class_names)[:4]}...: evaluate on data with the "
-        "checkpoint's classes, in its order")
+  columns = class_columns(run.class_names, names, run.num_classes,
+                          config.dataset.name)
   source = pipeline.Subset(getattr(data, split),
                            int(config.get("eval_max_videos", 0)))
   engine = inference.Engine(run, int(config.eval_batch_size),
@@ -123,6 +143,8 @@ def evaluate_checkpoint(path: str, step=None, split: str = "test",
   t0 = time.perf_counter()
   logits, labels = engine.logits(loader, int(config.dataset.prefetch))
   seconds = time.perf_counter() - t0
+  if columns != list(range(run.num_classes)):  # the data's classes, in order
+    logits = logits[:, columns]
   ckpt_step = int(os.path.basename(run.step_dir))
   out = out or os.path.join(run.workdir, "eval", default_folder(
       split, ckpt_step, overrides))
