@@ -252,3 +252,21 @@ def test_registry_names_localization_datasets():
   for name in datasets.LOCALIZATION_DATASETS:
     with pytest.raises(VidjaxError, match="temporal localization dataset"):
       datasets.class_names(ConfigDict({"name": name}))
+
+
+def test_activitynet_videos_v_prefix(tmp_path):
+  _anet_json(tmp_path / "activity_net.v1-3.min.json")
+  (tmp_path / "videos" / "train").mkdir(parents=True)
+  (tmp_path / "videos" / "val").mkdir()
+  _write_video(tmp_path / "videos" / "train" / "v_a1.mp4", 30, rate=5)
+  _write_video(tmp_path / "videos" / "val" / "v_a2.mp4", 20, rate=5)
+  cfg = ConfigDict({"name": "activitynet", "manual_dir": str(tmp_path),
+                    "data_dir": str(tmp_path / "tfds"), "resize_short": 12,
+                    "build_workers": 1})
+  out = up.load(cfg)
+  assert out["train"].video_ids == ["a1"] and out["test"].video_ids == ["a2"]
+  s = out["train"][0]
+  assert len(s) == 30 and s.timing.fps == 5.0 and s.duration == 20.0
+  assert s.labels.tolist() == [1, 0]  # Run, Jump in class order Jump, Run
+  np.testing.assert_allclose(s.timing.index_at(s.segments),
+                             [[4.5, 22.0], [49.5, 59.5]])
