@@ -181,7 +181,7 @@ def test_wrong_format_names_missing_keys_in_one_line(tmp_path):
   assert "\n" not in message and "--format=hf_vivit" in message
   assert "vivit.embeddings.patch_embeddings.projection.weight" in message
   with pytest.raises(VidjaxError, match="not a known format"):
-    convert.convert(str(tmp_path / "hf"), "hf_resnet")
+    convert.convert(str(tmp_path / "hf"), "hf_bert")
 
 
 def test_state_dict_missing_keys_named_in_one_line(tmp_path):
