@@ -2,7 +2,6 @@
 THUMOS14 annotation trees, padded batches and crops, and the readers of
 features and videos over tiny trees in the official layouts."""
 import json
-import os
 
 import av
 import numpy as np

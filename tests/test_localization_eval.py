@@ -221,7 +221,8 @@ def test_average_recall_is_top_n_recall_with_full_proposal_lists():
     rows = []
     for _ in range(100):
       g = gt[f"v{v}"][rng.integers(len(gt[f"v{v}"]))]["segment"]
-      rows.append({"segment": [g[0] + rng.normal(0, 3), g[1] + rng.normal(0, 3)],
+      rows.append({"segment": [g[0] + rng.normal(0, 3),
+                               g[1] + rng.normal(0, 3)],
                    "score": float(rng.uniform())})
     props[f"v{v}"] = rows
   out = ev.proposal_metrics(gt, props, at=(1, 3, 10, 100))

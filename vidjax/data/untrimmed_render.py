@@ -57,7 +57,8 @@ def plan(seed: int, split: str, index: int, *, min_frames: int = 256,
   durations = np.clip(np.floor(np.exp(log_d)).astype(int), min_duration, hi)
   free = t - durations.sum() - (n + 1) * min_gap
   gaps = min_gap + np.floor(rng.dirichlet(np.ones(n + 1)) * free).astype(int)
-  starts = np.cumsum(gaps[:n]) + np.concatenate([[0], np.cumsum(durations)[:-1]])
+  starts = np.cumsum(gaps[:n]) + np.concatenate(
+      [[0], np.cumsum(durations)[:-1]])
   segments = np.stack([starts, starts + durations], 1)
   labels = rng.integers(NUM_CLASSES, size=n)
   speeds = rng.uniform(0.0, 1.0, n)

@@ -1,1 +1,2 @@
-"""Tasks beyond clip classification (temporal action localization: `localization`)."""
+"""Tasks beyond clip classification (temporal action localization:
+`localization`)."""

@@ -42,7 +42,7 @@ _THUMOS_FILE = re.compile(r"^(.+)_(val|test)\.txt$")
 @dataclasses.dataclass(frozen=True)
 class VideoAnnotation:
   """One video: id, duration (s, or None), subset, segments
-  ((start_s, end_s, label), ...) and THUMOS ambiguous ((start_s, end_s), ...)."""
+  ((start_s, end_s, label), ...), THUMOS ambiguous ((start_s, end_s), ...)."""
 
   video_id: str
   duration: float | None
@@ -98,8 +98,8 @@ def read_activitynet(path: str) -> dict:
   return out
 
 
-def write_activitynet(path: str, database: Mapping, version: str = "VERSION 1.3",
-                      taxonomy=None) -> None:
+def write_activitynet(path: str, database: Mapping,
+                      version: str = "VERSION 1.3", taxonomy=None) -> None:
   """Writes {video_id: VideoAnnotation} as ActivityNet JSON (THUMOS
   ambiguous intervals, if any, under each video's extra key 'ambiguous')."""
   db = {}

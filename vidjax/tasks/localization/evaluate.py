@@ -216,7 +216,8 @@ def recall_at_proposals(ground_truth: Mapping, proposals: Mapping,
     proposals: {video: [{"segment": [s, e], "score": x}]}.
     max_proposals: the largest AN (ActivityNet: 100).
     thresholds: tIoU thresholds of the average.
-    num_points: AN samples, at max_proposals * k / num_points, k = 1..num_points.
+    num_points: AN samples, at max_proposals * k / num_points,
+      k = 1..num_points.
 
   Returns:
     (recall [T, num_points], average_recall [num_points], an [num_points]).
@@ -290,7 +291,8 @@ def recall_at_threshold(ground_truth, proposals, num: int,
 
 def write_predictions(path: str, results: Mapping, version: str = "VERSION 1.3",
                       external_data: Mapping | None = None) -> None:
-  """Writes ActivityNet result JSON ({"version", "results", "external_data"})."""
+  """Writes ActivityNet result JSON ({"version", "results",
+  "external_data"})."""
   clean = {v: [{"label": r["label"], "score": float(r["score"]),
                 "segment": [float(r["segment"][0]), float(r["segment"][1])]}
                for r in rows] for v, rows in results.items()}

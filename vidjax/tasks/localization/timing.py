@@ -129,5 +129,6 @@ def frames_to_seconds(frames, fps: float):
 
 
 def seconds_to_frames(seconds, fps: float):
-  """Seconds -> continuous frame coordinate(s) (inverse of frames_to_seconds)."""
+  """Seconds -> continuous frame coordinate(s) (frames_to_seconds's
+  inverse)."""
   return np.asarray(seconds, np.float64) * fps
