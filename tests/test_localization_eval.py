@@ -257,3 +257,36 @@ def test_prediction_json_round_trip(tmp_path):
     ev.read_predictions(path)
   with pytest.raises(VidjaxError, match="not a readable"):
     ev.read_predictions(str(tmp_path / "none.json"))
+
+
+def test_eval_cli_activitynet_json_and_thumos_lists(tmp_path, capsys):
+  from vidjax.tasks.localization import annotations as ann
+  from vidjax.tasks.localization import eval_cli
+  db = {"a": ann.VideoAnnotation("a", 30.0, "validation",
+                                 ((0.0, 10.0, "x"), (20.0, 30.0, "x"))),
+        "b": ann.VideoAnnotation("b", 30.0, "training", ((0.0, 5.0, "y"),))}
+  ann.write_activitynet(str(tmp_path / "gt.json"), db)
+  ev.write_predictions(str(tmp_path / "p.json"), _pred(
+      ("a", 0, 10, "x", .9), ("a", 50, 60, "x", .8), ("a", 20, 30, "x", .7)))
+  assert eval_cli.main([f"--annotations={tmp_path / 'gt.json'}",
+                        f"--predictions={tmp_path / 'p.json'}",
+                        "--thresholds=0.5", f"--out={tmp_path / 'm.json'}"]
+                       ) == 0
+  assert "mAP@0.50: 83.33" in capsys.readouterr().out
+  with open(tmp_path / "m.json") as f:
+    assert json.load(f)["map"] == [pytest.approx(5 / 6)]
+  # THUMOS lists: the ambiguous interval drops the false positive
+  (tmp_path / "th").mkdir()
+  (tmp_path / "th" / "X_test.txt").write_text("a 0 10\na 20 30\n")
+  (tmp_path / "th" / "Ambiguous_test.txt").write_text("a 55 56\n")
+  out = eval_cli.run(str(tmp_path / "th"), str(tmp_path / "p.json"))
+  assert out["subset"] == "test" and out["thresholds"][0] == 0.3
+  assert out["map"] == [0.0] * 5  # labels "x" vs class "X": no match
+  ev.write_predictions(str(tmp_path / "q.json"), _pred(
+      ("a", 0, 10, "X", .9), ("a", 50, 60, "X", .8), ("a", 20, 30, "X", .7)))
+  assert eval_cli.run(str(tmp_path / "th"), str(tmp_path / "q.json")
+                      )["average_map"] == 1.0
+  assert eval_cli.main([f"--annotations={tmp_path / 'gt.json'}",
+                        f"--predictions={tmp_path / 'p.json'}",
+                        "--subset=testing"]) == 1
+  assert "--subset=testing: no video" in capsys.readouterr().err

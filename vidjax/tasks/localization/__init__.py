@@ -6,4 +6,6 @@
   interpolated AP, THUMOS `Ambiguous` handling), AR@AN / AUC, prediction JSON.
 * `data`: padded, masked sequences and segments for a jitted step; readers of
   features and videos over the user's ActivityNet / THUMOS files.
+* `eval_cli`: `python -m vidjax.tasks.localization.eval_cli` scores a
+  prediction JSON against ActivityNet JSON or THUMOS lists.
 """
