@@ -232,19 +232,22 @@ def test_class_report_by_hand():
   assert report["mean_class_accuracy"] == pytest.approx((1 / 3 + 0.5) / 2)
 
 
-def test_converted_videomae_predicts_transformers_probabilities(tmp_path):
-  """A tiny random VideoMAEForVideoClassification (named classes, its image
-  processor saved beside it) -> tools.convert_checkpoint -> tools.predict
-  --checkpoint: the probabilities are transformers' on the same views (the
-  frames as vidjax decodes the file; the run's 4 clips of 4 frames at stride
-  2, the centre 32-px crop of the 32x38 stored frames), normalised by
-  transformers' own processor."""
+def test_converted_videomae_predicts_transformers_probabilities(memorised,
+                                                                tmp_path):
+  """A tiny random VideoMAEForVideoClassification (the synthetic_motion class
+  names in another order, its image processor saved beside it) ->
+  tools.convert_checkpoint -> tools.predict --checkpoint: the probabilities
+  are transformers' on the same views (the frames as vidjax decodes the
+  file; the run's 4 clips of 4 frames at stride 2, the centre 32-px crop of
+  the 32x38 stored frames), normalised by transformers' own processor.
+  tools.evaluate on synthetic_motion scores the head's rows by name."""
   torch = pytest.importorskip("torch")
   transformers = pytest.importorskip("transformers")
   from test_convert_checkpoint import TINY, _randomize
   from tools import convert_checkpoint, predict
   from vidjax import inference
-  names = [f"action {i}" for i in range(8)]
+  order = [3, 0, 7, 1, 6, 2, 5, 4]  # head row i: motion class order[i]
+  names = [synthetic_render.MOTION_NAMES[c] for c in order]
   cfg = transformers.VideoMAEConfig(**dict(
       TINY, patch_size=8, tubelet_size=2, id2label=dict(enumerate(names))))
   torch.manual_seed(0)
@@ -285,6 +288,31 @@ def test_converted_videomae_predicts_transformers_probabilities(tmp_path):
   print(f"converted VideoMAE via tools.predict vs transformers: max |dp| = "
         f"{np.abs(got - want).max():.2e}")
   np.testing.assert_allclose(got, want, atol=2e-5)
+  # tools.evaluate on synthetic_motion (the memorised run's tiny build): the
+  # data's class c is head row order.index(c).
+  from tools import evaluate as tool
+  from vidjax.data import datasets
+  config.dataset.update(dict(data_dir=memorised[1].dataset.data_dir,
+                             train_per_class=2, test_per_class=1))
+  summary = tool.evaluate_checkpoint(out, overrides={
+      "dataset.data_dir": config.dataset.data_dir,
+      "dataset.train_per_class": "2", "dataset.test_per_class": "1",
+      "eval_max_videos": "2"}, out=str(tmp_path / "ev"),
+      log=lambda line: None)
+  assert summary["num_videos"] == 2 and summary["views_per_video"] == 4
+  with open(tmp_path / "ev" / "predictions.jsonl") as f:
+    row = json.loads(f.readline())
+  video = np.asarray(datasets.load(config.dataset).test[0]["video"])
+  logits = []
+  for start in (0, 8, 17, 25):  # linspace(0, 32 - 7, 4), rounded
+    pixels = processor(list(video[start:start + 8:2]), do_resize=False,
+                       do_center_crop=False, return_tensors="pt")
+    with torch.no_grad():
+      logits.append(hf(pixels["pixel_values"]).logits.numpy()[0])
+  mean = np.mean(logits, 0)[[order.index(c) for c in range(8)]]
+  assert row["label"] == 0 and row["label_name"] == "translate_right"
+  np.testing.assert_allclose(row["probabilities"], evaluate.softmax(
+      mean.astype(np.float64)), atol=2e-5)
 
 
 def test_evaluate_scores_the_data_classes_of_a_larger_head_by_name():
