@@ -61,6 +61,12 @@ def _k400(config, nonlocal_blocks: bool):
   config.model.pool2_temporal_stride = 2
   config.model.temporal_kernels = ((3,), (3, 1), (3, 1), (1, 3))
   config.model.nonlocal_blocks = NONLOCAL_5_BLOCKS if nonlocal_blocks else ()
+  # ImageNet start (vidjax/init_image.py): a transformers ResNet-50 folder
+  # (e.g. microsoft/resnet-50) or a torchvision / timm resnet50 state dict
+  # you have: python -m tools.convert_checkpoint --source=PATH --out=R50,
+  # then --config.init_from.checkpoint_path=R50;
+  # 2D kernels inflated as I3D (repeat, divide by kt; or "center").
+  config.init_from.kernel_inflation = "mean"
   config.num_train_steps = 400_000
   config.eval_every_steps = 20_000
   config.checkpoint_every_steps = 5000

@@ -58,6 +58,11 @@ def _k400(config, alpha: int, lateral_kernel: int):
   config.dataset.frame_stride = 2   # tau / alpha: 16 / 8 and 8 / 4
   config.model.alpha = alpha
   config.model.lateral_kernel = lateral_kernel
+  # ImageNet start (vidjax/init_image.py): a transformers ResNet-50 folder
+  # (e.g. microsoft/resnet-50) or a torchvision / timm resnet50 state dict
+  # you have: python -m tools.convert_checkpoint --source=PATH --out=R50,
+  # then --config.init_from.checkpoint_path=R50 (the Slow
+  # pathway; the paper itself trains Kinetics from scratch).
   config.num_train_epochs = 196.0
   config.eval_every_steps = 10_000
   config.checkpoint_every_steps = 2000

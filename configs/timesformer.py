@@ -56,6 +56,12 @@ def _k400(config):
   config.model.mlp_dim = 3072
   config.model.num_layers = 12
   config.model.head_init_std = 0.0
+  # ImageNet start as the release (vidjax/init_image.py: temporal attention
+  # copied from the spatial one, temporal_fc and time embedding zero): a
+  # transformers ViT-B/16 folder (e.g. google/vit-base-patch16-224):
+  # python -m tools.convert_checkpoint --source=HF_DIR --out=VIT, then
+  # --config.init_from.checkpoint_path=VIT (the ViT's exact GELU: also
+  # --config.model.approximate_gelu=False --config.model.layer_norm_eps=1e-12).
   config.batch_size = 8
   config.num_train_epochs = 15.0
   config.log_every_steps = 100

@@ -45,6 +45,11 @@ def _k400(config):
   config.dataset.name = "kinetics400"
   config.dataset.num_frames = 8
   config.dataset.frame_stride = 8
+  # ImageNet start (vidjax/init_image.py): a transformers ResNet-50 folder
+  # (e.g. microsoft/resnet-50) or a torchvision / timm resnet50 state dict
+  # you have: python -m tools.convert_checkpoint --source=PATH --out=R50,
+  # then --config.init_from.checkpoint_path=R50 (TSM's
+  # weights are the 2D ResNet's, loaded as they are).
   config.num_train_epochs = 100.0
   config.eval_every_steps = 5000
   config.checkpoint_every_steps = 1000

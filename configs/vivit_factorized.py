@@ -49,6 +49,12 @@ def _k400(config):
   config.model.spatial_layers = 12
   config.model.temporal_layers = 4
   config.model.head_init_std = 0.0  # the paper's zero-initialised head
+  # ImageNet start as the paper (Sec. 3.4, 4.1; vidjax/init_image.py): a
+  # transformers ViT-B/16 folder you have (e.g. a google/vit-base-patch16-224-
+  # in21k snapshot): python -m tools.convert_checkpoint --source=HF_DIR
+  # --out=VIT, then --config.init_from.checkpoint_path=VIT; tubelets
+  # "central_frame" (Tab. 1's best) or "average".
+  config.init_from.tubelet_init = "central_frame"
   config.batch_size = 64
   config.num_train_epochs = 30.0
   config.log_every_steps = 100
