@@ -266,3 +266,22 @@ def test_unknown_format_and_model_type_are_one_line_errors(tmp_path):
     convert.convert(str(tmp_path))
   with pytest.raises(VidjaxError, match="--format='hf_nope'"):
     convert.convert(str(tmp_path), "hf_nope")
+
+
+def test_format_from_model_type_or_tensor_names():
+  from vidjax.convert.common import detect_format
+  for model_type, fmt in (("timesformer", "hf_timesformer"),
+                          ("vivit", "hf_vivit"), ("videomae", "hf_videomae"),
+                          ("vit", "hf_vit"), ("resnet", "hf_resnet")):
+    assert detect_format({"w": 0}, {"model_type": model_type}, "d") == fmt
+  assert detect_format({"decoder.norm.weight": 0}, {"model_type": "videomae"},
+                       "d") == "hf_videomae_pretrain"
+  # A timm Hub folder: config.json without model_type; torchvision names.
+  assert detect_format({"module.conv1.weight": 0,
+                        "module.layer1.0.conv1.weight": 0},
+                       {"architecture": "resnet50"}, "d") == (
+                           "resnet_torchvision")
+  assert detect_format({"encoder.blocks.0.attn.qkv.weight": 0}, {},
+                       "d") == "videomae_release"
+  with pytest.raises(VidjaxError, match="cannot tell its format"):
+    detect_format({"w": 0}, {}, "d")
