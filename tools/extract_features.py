@@ -20,13 +20,15 @@ What a window is, here:
   whose last frames repeat the last frame (`padded`: true).
 * pixels: the run's test view (`test_resize_short`, the centre
   `test_crop_size` crop), normalised with the run's mean/std.
-* the feature: the input of the model's classifier layer (the Dense named
-  `head`): the pooled representation, found with
+* the feature: the input of the model's classifier layer (a Dense named
+  `head` or `*_head`, or the 1x1 convolution `logits` of the fully
+  convolutional Inception / I3D): the pooled representation, found with
   `flax.linen.intercept_methods` without touching the model files. A head
-  applied per frame or per step (single-frame CNN, LRCN) gives one vector per
-  frame, averaged (the head is linear, so these are the vectors whose logits
-  the model averages); a two-stream net's two heads are concatenated
-  (RGB, then flow). Then `head(feature) == logits` for one-head models.
+  applied per frame, step or position (single-frame CNN, LRCN, I3D) gives one
+  vector each, averaged (the head is linear, so these are the vectors whose
+  logits the model averages); a two-stream net's two stream heads are
+  concatenated (RGB, then flow). Then `head(feature) == logits` for one-head
+  models.
 
 Output per video `OUT/<name>.npy` (float32, [windows, D]) and beside it
 `OUT/<name>.json`: the run, window, frame_stride, span, stride, `fps` (the
@@ -71,8 +73,10 @@ def pre_logits(model, variables, x):
   captured = []
 
   def interceptor(next_fun, args, kwargs, context):
-    if (context.method_name == "__call__" and context.module.name == "head"
-        and isinstance(context.module, nn.Dense)):
+    m = context.module
+    if context.method_name == "__call__" and (
+        isinstance(m, nn.Dense) and str(m.name).endswith("head") or
+        isinstance(m, nn.Conv) and m.name == "logits"):
       captured.append(args[0])
     return next_fun(*args, **kwargs)
 
@@ -80,7 +84,8 @@ def pre_logits(model, variables, x):
     logits = model.apply(variables, x, train=False)
   if not captured:
     raise VidjaxError(f"model {type(model).__name__} has no classifier layer "
-                      "named 'head': no pre-logits features to extract")
+                      "('head', '*_head' or 'logits'): no pre-logits "
+                      "features to extract")
   b = x.shape[0]
   feats = [f.reshape(b, -1, f.shape[-1]).astype(jnp.float32).mean(1)
            for f in captured]
@@ -262,7 +267,8 @@ def extract(run_dir: str, videos: str, out: str, window: int = 0,
     np.save(os.path.join(out, name + ".npy"), feats.astype(np.float32))
     meta = {"video": rel, "run": run.step_dir,
             "model": run.config.model.name,
-            "feature": "input of the classifier layer 'head'",
+            "feature": "input of the classifier layer (mean over frames / "
+                       "positions where it is applied per frame / position)",
             "feature_dim": ex.dim, "window": ex.window,
             "frame_stride": ex.frame_stride, "span": ex.span,
             "stride": ex.stride, "fps": fps,
