@@ -99,7 +99,8 @@ _TV = [(r"^resnet\.embedder\.embedder\.convolution", "conv1"),
        (r"^resnet\.encoder\.stages\.(\d)\.layers\.(\d+)\.shortcut\.convolution",
         lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.0"),
        (r"^resnet\.encoder\.stages\.(\d)\.layers\.(\d+)\.shortcut\."
-        r"normalization", lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.1"),
+        r"normalization",
+        lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.1"),
        (r"^resnet\.encoder\.stages\.(\d)\.layers\.(\d+)\.layer\.(\d)\."
         r"convolution", lambda m: f"layer{int(m[1]) + 1}.{m[2]}.conv"
         f"{int(m[3]) + 1}"),

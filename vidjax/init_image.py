@@ -60,8 +60,8 @@ from vidjax.models.inflate import inflate_kernel
 
 KERNEL_INFLATIONS = ("mean", "center")
 VIT_TARGETS = ("vivit_factorized", "vivit_spatiotemporal",
-               "vivit_factorized_self_attention", "vivit_factorized_dot_product",
-               "timesformer")
+               "vivit_factorized_self_attention",
+               "vivit_factorized_dot_product", "timesformer")
 RESNET_TARGETS = ("i3d_r50", "tsm", "slowfast")
 _POS = ("pos_embedding", "pos_embedding")
 
