@@ -96,9 +96,10 @@ def test_features_sit_on_the_frames_the_json_names(run_dir, tmp_path):
   assert feats.shape == (len(starts), meta["feature_dim"]) == (12, 8)
   for r, s in zip(rows, starts):
     assert r["frames"] == [s, s + 2, s + 4, s + 6]
-    assert (r["end_frame"], r["centre_frame"]) == (s + 6, s + 3)
+    assert (r["end_frame"], r["centre_frame"]) == (s + 6, s + 3.5)
     assert r["start_time"] == pytest.approx(s / FPS)
-    assert r["centre_time"] == pytest.approx((s + 3) / FPS)
+    assert r["centre_time"] == pytest.approx((s + 3.5) / FPS)
+    assert r["end_time"] == pytest.approx((s + 7) / FPS)
     assert not r["padded"]
 
   # Known content: the clips of the named frames have those brightnesses, and

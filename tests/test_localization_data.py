@@ -48,8 +48,7 @@ def _meta(starts, fps=25.0, span=31, stride=15):
 def test_timing_from_extract_features_json():
   t = FeatureTiming.from_feature_meta(_meta([0, 15, 30]))
   assert (t.fps, t.span, t.stride, t.offset) == (25.0, 31, 15, 0)
-  # the JSON's own centre_time is frame (s + (W-1)/2) / fps: half a frame
-  # earlier than the interval centre used here
+  # the interval centre: (s + W / 2) / fps, as extract_features writes it
   assert t.centre_time(1) == pytest.approx((15 + 15.5) / 25)
   with pytest.raises(VidjaxError, match="not a regular window grid"):
     FeatureTiming.from_feature_meta(_meta([0, 15, 31]), "x.json")

@@ -34,8 +34,11 @@ Output per video `OUT/<name>.npy` (float32, [windows, D]) and beside it
 `OUT/<name>.json`: the run, window, frame_stride, span, stride, `fps` (the
 stored frame rate: the container's, or `config.dataset.fps` when the run
 subsamples), `container_fps`, the decoded frame count and, per feature, the
-frame indices it read, its first / last / centre frame and their times in
-seconds (frame / fps, frame 0 at t = 0). Indices count the stored frames:
+frame indices it read, its first / last frame, its centre (s + span / 2, a
+continuous frame coordinate) and the times in seconds: start s / fps, end
+(last frame + 1) / fps, centre (s + span / 2) / fps (frame k covers
+[k / fps, (k + 1) / fps): vidjax/tasks/localization/timing.py, the one
+definition). Indices count the stored frames:
 with no fps subsampling they are the container's frame numbers. `<name>` is
 the path under FOLDER with "/" -> "__". A file that cannot be decoded (or is
 no video) is named on stderr and skipped; `OUT/skipped.json` lists them.
@@ -174,17 +177,26 @@ class Extractor:
     return np.concatenate(feats), np.concatenate(logits)
 
   def record(self, num_frames: int, fps: float, starts) -> list:
-    """The JSON rows of the windows at `starts` (frame indices, times)."""
+    """The JSON rows of the windows at `starts` (frame indices, times).
+
+    Times follow the one definition of vidjax/tasks/localization/timing.py:
+    stored frame k covers [k / fps, (k + 1) / fps), so a window of `span`
+    frames starting at s covers [s / fps, (s + span) / fps) and its centre
+    is (s + span / 2) / fps (the half-window offset)."""
+    from vidjax.tasks.localization.timing import FeatureTiming  # noqa: PLC0415
     rows = []
     for j, s in enumerate(starts):
       idx = window_frames(num_frames, int(s), self.window, self.frame_stride)
       end = int(s) + self.span - 1
-      centre = int(s) + (self.span - 1) / 2
-      t = (lambda f: round(f / fps, 6)) if fps > 0 else (lambda f: None)
+      one = FeatureTiming(fps=fps if fps > 0 else 1.0, span=self.span,
+                          offset=int(s))
+      t = (lambda f: round(float(f) / fps, 6)) if fps > 0 else (
+          lambda f: None)
       rows.append({"index": j, "frames": [int(i) for i in idx],
                    "start_frame": int(s), "end_frame": end,
-                   "centre_frame": centre, "start_time": t(int(s)),
-                   "end_time": t(end), "centre_time": t(centre),
+                   "centre_frame": float(one.centre_frame(0)),
+                   "start_time": t(int(s)), "end_time": t(end + 1),
+                   "centre_time": t(one.centre_frame(0)),
                    "padded": bool(end >= num_frames)})
     return rows
 

@@ -14,10 +14,9 @@ tools/extract_features.py reads them). Its centre is the continuous frame
 coordinate offset + i S + W / 2 -- the HALF-WINDOW OFFSET the pre-extracted
 feature releases leave undocumented -- so its centre time is
 (offset + i S + W / 2) / fps, and a time t sits at the fractional feature
-index (t fps - offset - W / 2) / S. tools/extract_features.py records
-`centre_time` as the time of the window's middle frame's START,
-(s + (W - 1) / 2) / fps, half a frame earlier; `from_feature_meta` reads only
-its window geometry, so every consumer here uses the definition above.
+index (t fps - offset - W / 2) / S. tools/extract_features.py writes its JSON's
+times with this definition; `from_feature_meta` reads only its window
+geometry (fps, span, stride, first start frame).
 """
 from __future__ import annotations
 
