@@ -83,6 +83,7 @@ def test_cli_detects_the_format_and_logits_match_transformers(hf_vit):
   hf, out, report = hf_vit
   assert report["format"] == "hf_vit" and report["model"] == "vit"
   assert report["unused_keys"] == [] and report["class_names"] == 5
+  assert "init_from.checkpoint_path" in report["note"]  # how to use it
   assert report["params"] == sum(p.numel() for p in hf.parameters())
   params, _, where = checkpoint.load_pretrained(out)
   meta = init_adapt.read_source_meta(where)

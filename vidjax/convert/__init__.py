@@ -33,6 +33,7 @@ from vidjax.convert import common, paper_input
 from vidjax.errors import VidjaxError
 
 FORMATS = common.FORMATS
+IMAGE_FORMATS = ("hf_vit", "hf_resnet", "resnet_torchvision")
 
 
 @dataclasses.dataclass
@@ -147,6 +148,11 @@ def head_note(converted: Converted) -> str:
   """Why the converted head may not load into the written config ('' if it
   does)."""
   classes = converted.data["num_classes"]
+  if converted.fmt in IMAGE_FORMATS:
+    return (f"an image backbone ({classes} classes): initialise a video "
+            "model with its config and --config.init_from.checkpoint_path="
+            "this folder (ViT -> ViViT 1-4 / TimeSformer, ResNet -> I3D-R50 "
+            "/ TSM / SlowFast: vidjax/init_image.py)")
   if not classes or classes in paper_input.DATASETS:
     return ""
   return (f"no vidjax dataset has {classes} classes: config.py trains on "
