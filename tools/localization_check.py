@@ -1,0 +1,265 @@
+"""Learning check of the localization detectors on `synthetic_untrimmed`.
+
+  python -m tools.localization_check [--steps=600] [--mode=one_stage]
+      [--control=none] [--cache_dir=~/.cache/vidjax/localization_check]
+      [--out=FILE.json]
+
+A cheap, honest stand-in for a trained backbone (issue #20, item 3): a small
+vidjax video model, `configs/early_fusion.py` trained on `synthetic_motion`
+motion (600 steps, `experiment.run`; cached in cache_dir), reads every
+clip window of every synthetic_untrimmed video (8 frames, frame_stride 2 =
+15-frame span, a window every 4 frames: `data.to_windows`), and its
+pre-logits features (`tools.extract_features.pre_logits`) are cached as .npy
+per split. The detector then trains on those features for `--steps` steps
+(whole videos padded to 128 steps, 6 pyramid levels) and is scored with the
+exact evaluator: average mAP over tIoU 0.3:0.7 and mAP@0.5 (THUMOS14
+thresholds; the issue's bar is >= 0.60 / >= 0.70). Modes:
+
+* one_stage: ActionFormer (actionformer.py).
+* two_stage: class-agnostic ActionFormer proposals + RoIAlign classifier
+  (two_stage.py); also reports the proposals' AR@10 at tIoU 0.5 (bar 0.8).
+
+Controls (--control): `no_regression` (regression loss off and every point
+proposes [t - s, t + s], s its level's stride: mAP@0.7 should collapse) and
+`permuted_labels` (training instances' labels shuffled among themselves:
+average mAP should fall to chance).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+from vidjax import cli  # noqa: F401  (puts the project root on sys.path)
+
+BACKBONE = ("early_fusion", 600)
+WINDOW_FRAMES, FRAME_STRIDE, WINDOW_STRIDE = 8, 2, 4
+MAX_LEN, MAX_SEGMENTS, LEVELS = 128, 4, 6
+
+
+def default_config(mode: str = "one_stage", steps: int = 600):
+  """The detector's config for the synthetic_untrimmed features."""
+  import ml_collections
+  from configs import default
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.batch_size = 16
+  c.num_train_steps = steps
+  c.model = ml_collections.ConfigDict({
+      "name": "actionformer_two_stage" if mode == "two_stage"
+      else "actionformer",
+      "embed_dim": 64, "num_levels": LEVELS, "num_heads": 4,
+      "window_size": 9, "dtype": "float32"})
+  c.loss = ml_collections.ConfigDict({
+      "alpha": 0.25, "gamma": 2.0, "reg_weight": 1.0, "radius": 1.5,
+      "normalizer_momentum": 0.0, "roi_weight": 1.0})
+  c.optimizer = default.get_config().optimizer
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.warmup_steps = 50
+  c.optimizer.weight_decay = 0.05
+  c.optimizer.grad_clip_norm = 1.0
+  return c
+
+
+def backbone_run(cache_dir: str, log=print) -> str:
+  """The backbone's run folder (trained once, then reused)."""
+  from vidjax import experiment
+  name, steps = BACKBONE
+  work = os.path.join(cache_dir, f"backbone_{name}_{steps}")
+  if not os.path.exists(os.path.join(work, "checkpoints", str(steps))):
+    t0 = time.time()
+    row = experiment.run(name, dataset="motion", steps=steps, workdir=work)
+    log(f"backbone {name}: {steps} steps, motion top-1 {row['top1']:.3f} "
+        f"({time.time() - t0:.0f} s)")
+  return work
+
+
+def features(cache_dir: str, log=print) -> dict:
+  """{"train", "test": [data.Sequence of [N, D] features], "class_names",
+  "database"}: the backbone's window features, cached per split."""
+  import jax
+  from vidjax import steps as steps_lib
+  from vidjax.tasks.localization import data
+  from vidjax.tasks.localization.timing import FeatureTiming
+  from vidjax.viz.run import load_run
+  from tools.extract_features import pre_logits
+  ds = data.load({"name": "synthetic_untrimmed"})
+  work = backbone_run(cache_dir, log)
+  names = ds["class_names"]
+  out = {"class_names": names, "database": ds["database"]}
+  index = {c: i for i, c in enumerate(names)}
+  fn = None
+  for split in ("train", "test"):
+    path = os.path.join(cache_dir, f"features_{split}.npz")
+    seqs = ds[split]
+    if not os.path.exists(path):
+      if fn is None:
+        run = load_run(work, unscan=False)
+        d = run.config.dataset
+        if int(d.frame_stride) != FRAME_STRIDE:
+          raise ValueError(f"backbone frame_stride {d.frame_stride}")
+        mean, std = tuple(d.mean), tuple(d.std)
+        fn = jax.jit(lambda x: pre_logits(
+            run.model, run.variables, steps_lib.normalize(x, mean, std))[0])
+      t0, arrays = time.time(), {}
+      for i in range(len(seqs)):
+        w = data.to_windows(seqs[i], WINDOW_FRAMES, FRAME_STRIDE,
+                            WINDOW_STRIDE)
+        clips = np.asarray(w.inputs)
+        pad = (-len(clips)) % 32  # few compiled shapes
+        clips = np.concatenate([clips, np.zeros((pad,) + clips.shape[1:],
+                                                clips.dtype)])
+        arrays[w.video_id] = np.asarray(fn(clips))[:len(w)]
+      np.savez(path, **arrays)
+      log(f"features {split}: {len(arrays)} videos ({time.time() - t0:.0f} s)"
+          f" -> {path}")
+    cached = np.load(path)
+    timing = FeatureTiming.windows(seqs.fps, WINDOW_FRAMES, FRAME_STRIDE,
+                                   WINDOW_STRIDE)
+    out[split] = [data.from_annotation(v, cached[v], timing,
+                                       ds["database"][v], index)
+                  for v in seqs.video_ids]
+  return out
+
+
+def permute_labels(seqs, seed: int = 0):
+  """The training instances' labels shuffled among themselves (control)."""
+  from vidjax.tasks.localization import data
+  rng = np.random.default_rng(seed)
+  flat = rng.permutation(np.concatenate([s.labels for s in seqs]))
+  out, k = [], 0
+  for s in seqs:
+    n = len(s.labels)
+    out.append(data.Sequence(s.video_id, s.inputs, s.timing, s.duration,
+                             s.segments, flat[k:k + n]))
+    k += n
+  return out
+
+
+def train(config, train_seqs, num_classes: int, log=print):
+  """The trained state (one device, jit with the state donated) and the
+  last logged metrics."""
+  import jax
+  from vidjax import optim
+  from vidjax.tasks.localization import data, train_step
+  steps = int(config.num_train_steps)
+  schedule = optim.make_schedule(config.optimizer, steps,
+                                 config.optimizer.warmup_steps)
+  tx = optim.make_optimizer(config.optimizer, schedule)
+  model = train_step.build_model(config.model, num_classes)
+  dim = train_seqs[0].inputs.shape[1]
+  state = train_step.create_state(model, tx, config, jax.random.PRNGKey(
+      config.seed), dim, MAX_LEN)
+  step_fn = jax.jit(train_step.make_localization_train_step(
+      config, schedule, num_classes), donate_argnums=0)
+  rng = np.random.default_rng(config.seed)
+  keys = ("inputs", "mask", "segments", "labels", "segment_mask",
+          "num_steps")
+  pending, last = [], {}
+  for step in range(steps):
+    idx = rng.choice(len(train_seqs), config.batch_size, replace=False)
+    batch = data.pad_batch([train_seqs[i] for i in idx], MAX_LEN,
+                           MAX_SEGMENTS)
+    state, metrics = step_fn(state, {k: batch[k] for k in keys})
+    pending.append(metrics)
+    if (step + 1) % 100 == 0 or step + 1 == steps:
+      got = jax.device_get(pending)
+      last = {k: float(np.mean([m[k] for m in got])) for k in got[-1]}
+      log(f"step {step + 1}: loss {last['train/loss']:.4f} (cls "
+          f"{last['train/cls_loss']:.4f}, reg {last['train/reg_loss']:.4f}"
+          + (f", roi {last['train/roi_loss']:.4f}" if "train/roi_loss" in last
+             else "") + ")")
+      pending = []
+  return state, last
+
+
+def evaluate(config, state, feats, control: str = "none") -> dict:
+  """average mAP 0.3:0.7, mAP@0.5/0.7 (+ AR@10 at 0.5 in two-stage mode)."""
+  import jax
+  import jax.numpy as jnp
+  from vidjax.tasks.localization import annotations, detect, train_step
+  from vidjax.tasks.localization import evaluate as ev
+  eval_fn = train_step.make_localization_eval_step(config)
+  if control == "no_regression":
+    inner = eval_fn
+
+    def eval_fn(state, batch):  # noqa: F811  (every point: [t - s, t + s])
+      out = inner(state, batch)
+      return dict(out, offsets=jnp.ones_like(out["offsets"]))
+  eval_step = jax.jit(eval_fn)
+  two = train_step.is_two_stage(config)
+  roi_step = jax.jit(train_step.make_roi_eval_step(config)) if two else None
+  test = feats["test"]
+  preds = detect.detect(state, eval_step, test, feats["class_names"],
+                        MAX_LEN, MAX_SEGMENTS, LEVELS, roi_step=roi_step)
+  gt = annotations.ground_truth(
+      {v.video_id: feats["database"][v.video_id] for v in test},
+      "validation")
+  res = ev.detection_map(gt, preds, ev.THUMOS_THRESHOLDS)
+  out = {"average_map": float(res["average_map"]),
+         "map": {f"{t:.1f}": float(m) for t, m in
+                 zip(ev.THUMOS_THRESHOLDS, res["map"])}}
+  if two:
+    props = detect.proposals(state, eval_step, test, MAX_LEN, MAX_SEGMENTS,
+                             LEVELS)
+    out["ar@10_tiou0.5"] = float(ev.recall_at_threshold(gt, props, 10, 0.5))
+  return out
+
+
+def check(mode: str = "one_stage", steps: int = 600, control: str = "none",
+          cache_dir: str = "", log=print) -> dict:
+  """Features (cached), training, evaluation: the result row."""
+  cache_dir = os.path.expanduser(cache_dir or os.path.join(
+      "~", ".cache", "vidjax", "localization_check"))
+  os.makedirs(cache_dir, exist_ok=True)
+  t0 = time.time()
+  feats = features(cache_dir, log)
+  t1 = time.time()
+  config = default_config(mode, steps)
+  train_seqs = feats["train"]
+  if control == "permuted_labels":
+    train_seqs = permute_labels(train_seqs, config.seed)
+  if control == "no_regression":
+    config.loss.reg_weight = 0.0
+  state, last = train(config, train_seqs, len(feats["class_names"]), log)
+  t2 = time.time()
+  row = {"mode": mode, "control": control, "steps": steps,
+         "backbone": f"{BACKBONE[0]} ({BACKBONE[1]} steps, synthetic_motion "
+                     "motion)", **evaluate(config, state, feats, control),
+         "final_train_loss": last.get("train/loss"),
+         "features_seconds": round(t1 - t0, 1),
+         "train_seconds": round(t2 - t1, 1),
+         "eval_seconds": round(time.time() - t2, 1)}
+  return row
+
+
+def main(argv):
+  from absl import flags, logging
+  del argv
+  logging.set_verbosity(logging.ERROR)  # orbax's restore notes
+  f = flags.FLAGS
+  row = check(f.mode, f.steps, f.control, f.cache_dir)
+  print(json.dumps(row, indent=1))
+  m = row["map"]
+  print(f"{row['mode']} ({row['control']}): average mAP 0.3:0.7 = "
+        f"{row['average_map']:.4f}, mAP@0.5 = {m['0.5']:.4f}, mAP@0.7 = "
+        f"{m['0.7']:.4f}" + (f", AR@10 (tIoU 0.5) = {row['ar@10_tiou0.5']:.4f}"
+                             if "ar@10_tiou0.5" in row else ""))
+  if f.out:
+    with open(f.out, "w") as fh:
+      json.dump(row, fh, indent=1)
+
+
+if __name__ == "__main__":
+  from absl import app, flags
+  flags.DEFINE_enum("mode", "one_stage", ["one_stage", "two_stage"],
+                    "Detector.")
+  flags.DEFINE_integer("steps", 600, "Detector train steps.")
+  flags.DEFINE_enum("control", "none", ["none", "no_regression",
+                                        "permuted_labels"], "Control run.")
+  flags.DEFINE_string("cache_dir", "", "Backbone run and feature cache "
+                      "(default ~/.cache/vidjax/localization_check).")
+  flags.DEFINE_string("out", "", "Write the result row as JSON here.")
+  app.run(main)
