@@ -109,8 +109,8 @@ def test_local_attention_equals_banded_dense_attention():
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 12, 8))
   mask = jnp.asarray(np.arange(12)[None] < np.array([[12], [7]]))
   layer = actionformer.LocalAttention(num_heads=2, window=5)
-  params = layer.init(jax.random.PRNGKey(1), x, mask)["params"]
-  got = layer.apply({"params": params}, x, mask)
+  params = jax.jit(layer.init)(jax.random.PRNGKey(1), x, mask)["params"]
+  got = jax.jit(layer.apply)({"params": params}, x, mask)
   want = _band_reference(params, x, mask, 2, 5)
   np.testing.assert_allclose(got, want, atol=1e-5)
 
@@ -124,8 +124,9 @@ def test_detector_shapes_nonnegative_offsets_and_padding_ignored():
   model = _model()
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 16, 6))
   mask = jnp.asarray(np.arange(16)[None] < np.array([[16], [9]]))
-  variables = model.init(jax.random.PRNGKey(1), x, mask)
-  out = model.apply(variables, x, mask)
+  variables = jax.jit(model.init)(jax.random.PRNGKey(1), x, mask)
+  apply = jax.jit(model.apply)
+  out = apply(variables, x, mask)
   assert out["cls_logits"].shape == (2, 16 + 8 + 4, 3)
   assert out["offsets"].shape == (2, 28, 2)
   assert (np.asarray(out["offsets"]) >= 0).all()
@@ -133,7 +134,7 @@ def test_detector_shapes_nonnegative_offsets_and_padding_ignored():
                                 np.arange(16) < 9)
   # garbage in the padded steps changes nothing on the real points
   x2 = x.at[1, 9:].set(1e3)
-  out2 = model.apply(variables, x2, mask)
+  out2 = apply(variables, x2, mask)
   real = np.asarray(out["point_mask"][1])
   np.testing.assert_allclose(np.asarray(out2["cls_logits"][1])[real],
                              np.asarray(out["cls_logits"][1])[real],
@@ -149,9 +150,9 @@ def test_detector_bfloat16_compute_float32_params():
   model = _model(dtype="bfloat16")
   x = jnp.ones((1, 16, 6))
   mask = jnp.ones((1, 16), bool)
-  variables = model.init(jax.random.PRNGKey(0), x, mask)
+  variables = jax.jit(model.init)(jax.random.PRNGKey(0), x, mask)
   assert {str(a.dtype) for a in jax.tree.leaves(variables)} == {"float32"}
-  out = model.apply(variables, x, mask)
+  out = jax.jit(model.apply)(variables, x, mask)
   assert out["cls_logits"].dtype == jnp.float32
   assert np.isfinite(np.asarray(out["cls_logits"])).all()
 
@@ -159,11 +160,13 @@ def test_detector_bfloat16_compute_float32_params():
 def _config(name="actionformer"):
   c = ml_collections.ConfigDict()
   c.model = ml_collections.ConfigDict({
-      "name": name, "embed_dim": 16, "num_levels": 3, "num_heads": 2,
-      "window_size": 5})
+      "name": name, "embed_dim": 16, "num_levels": 2, "num_heads": 2,
+      "window_size": 3})
+  if name == "actionformer":  # the smallest graph: a quicker compile
+    c.model.embed_layers = c.model.head_layers = 1
   c.loss = ml_collections.ConfigDict({"normalizer_momentum": 0.9})
   c.optimizer = ml_collections.ConfigDict({
-      "name": "adamw", "learning_rate": 3e-3, "schedule": "constant",
+      "name": "adamw", "learning_rate": 1e-2, "schedule": "constant",
       "b1": 0.9, "b2": 0.999, "weight_decay": 0.0, "grad_clip_norm": 1.0,
       "end_lr_factor": 0.0})
   return c
@@ -205,10 +208,11 @@ def test_train_step_learns_and_shards(name):
                  out_shardings=(shardings, rep))
   batch = _batch(np.random.default_rng(0))
   losses = []
-  for _ in range(30):
+  for _ in range(20):
     state, metrics = step(state, sharding.put_batch(batch, mesh))
-    losses.append(float(metrics["train/loss"]))
-  assert int(state.step) == 30 and int(state.skipped_steps) == 0
+    # the summed loss (the EMA normaliser moves between steps)
+    losses.append(float(metrics["train/loss"] * metrics["train/normalizer"]))
+  assert int(state.step) == 20 and int(state.skipped_steps) == 0
   assert losses[-1] < 0.5 * losses[0], losses
   if name == "actionformer_two_stage":
     assert "train/roi_loss" in metrics

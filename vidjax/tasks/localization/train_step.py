@@ -70,8 +70,8 @@ def create_state(model, tx, config, rng, input_dim: int, max_len: int):
   kw = {}
   if is_two_stage(config):
     kw = {"rois": jnp.zeros((1, 1, 2), jnp.float32)}
-  params = model.init({"params": init_rng, "dropout": init_rng}, x, mask,
-                      **kw)["params"]
+  params = jax.jit(lambda r: model.init({"params": r, "dropout": r}, x, mask,
+                                        **kw)["params"])(init_rng)
   momentum = float(_loss(config, "normalizer_momentum", 0.0))
   stats = ({"loss_normalizer": jnp.asarray(
       float(_loss(config, "normalizer_init", 100.0)), jnp.float32)}
