@@ -78,10 +78,9 @@ class LocalAttention(nn.Module):
     pad = ((0, 0), (half, half), (0, 0), (0, 0))
     kp, vp = jnp.pad(k, pad), jnp.pad(v, pad)
     mp = jnp.pad(mask, ((0, 0), (half, half)))
-    # band[b, i, o] = position i - half + o
-    kb = jnp.stack([kp[:, o:o + length] for o in range(self.window)], 2)
-    vb = jnp.stack([vp[:, o:o + length] for o in range(self.window)], 2)
-    mb = jnp.stack([mp[:, o:o + length] for o in range(self.window)], 2)
+    # band[b, i, o] = position i - half + o (one gather per tensor)
+    idx = jnp.arange(length)[:, None] + jnp.arange(self.window)[None]
+    kb, vb, mb = kp[:, idx], vp[:, idx], mp[:, idx]
     scale = 1.0 / math.sqrt(dim // h)
     logits = jnp.einsum("blhd,blwhd->blhw", q * scale, kb).astype(jnp.float32)
     logits = jnp.where(mb[:, :, None, :], logits, _NEG)
