@@ -8,4 +8,8 @@
   features and videos over the user's ActivityNet / THUMOS files.
 * `eval_cli`: `python -m vidjax.tasks.localization.eval_cli` scores a
   prediction JSON against ActivityNet JSON or THUMOS lists.
+* `actionformer`, `targets`, `losses`, `postprocess`: the ActionFormer-style
+  one-stage detector, its point targets, focal + DIoU losses, soft-NMS
+  decoding; `two_stage`: proposals + 1D RoIAlign classifier;
+  `train_step` / `detect`: jitted steps and the host detection loop.
 """

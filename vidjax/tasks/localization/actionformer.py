@@ -198,5 +198,3 @@ class ActionFormer(nn.Module):
             "point_mask": jnp.concatenate(masks, 1),
             "features": levels[0].astype(jnp.float32)}
 
-
-DETECTORS = {"actionformer": ActionFormer}
