@@ -87,7 +87,13 @@ def _targets(video01, patch, norm_pix, stats_from=None):
       masking.patchify(stats_from, patch))
   mean = ref.mean(axis=-2, keepdims=True)
   std = ref.std(axis=-2, ddof=1, keepdims=True)
-  return (x - mean) / (std + 1e-6)
+  out = (x - mean) / (std + 1e-6)
+  if stats_from is not None:
+    # A flat noisy tubelet (std 0: small tubelets of noise-free videos) has
+    # the target 0 exactly, which the oracle predicts; the clean render can
+    # sit a quantisation step away from it, and / 1e-6 would blow that up.
+    out = np.where(std == 0, 0.0, out)
+  return out
 
 
 def target_baselines(config, num_videos: int = BASELINE_VIDEOS) -> dict:
