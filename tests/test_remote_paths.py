@@ -14,7 +14,7 @@ import pathlib
 import pytest
 
 from conftest import tiny_config
-from vidjax import checkpoint, config_check, evaluate, metrics, train
+from vidjax import checkpoint, config_check, evaluate, metrics, run_record, train
 from vidjax.errors import VidjaxError
 
 
@@ -32,7 +32,7 @@ def fake_gcs(tmp_path, monkeypatch):
     seen["epath"].append(str(path))
     return pathlib.Path(local(path))
 
-  for module in (config_check, checkpoint, metrics, evaluate):
+  for module in (config_check, checkpoint, metrics, evaluate, run_record):
     monkeypatch.setattr(module, "remote_path", fake_remote_path)
   real_manager = checkpoint._manager  # pylint: disable=protected-access
 
@@ -89,6 +89,9 @@ def test_training_and_init_from_on_a_gs_workdir(fake_gcs, tiny_data_dir,
   rows = [json.loads(line) for line in open(run / "metrics.jsonl")]
   assert [r["step"] for r in rows if "train/loss" in r] == [2, 4]
   assert len(json.load(open(run / "class_names.json"))) == 8
+  # the run record and the final evaluation's files land there too
+  assert json.load(open(run / "config.json"))["num_train_steps"] == 4
+  assert (run / "eval" / "test_step4" / "metrics.json").exists()
   assert "4" in os.listdir(run / "checkpoints")
   assert os.listdir(run / "tb")
   assert os.listdir(cwd) == []  # nothing like ./gs:/bucket/run
