@@ -214,29 +214,10 @@ def container_fps(path: str) -> Optional[float]:
 
 
 def decode_file(path: str, dataset_config):
-  """(video as the run's dataset stores it, stored fps); raises BadVideo."""
-  from vidjax.data import decode, frame_sizes, optical_flow  # noqa: PLC0415
-  d = dataset_config
-  try:
-    decoded = decode.decode_to_jpegs(
-        path, resize_short=frame_sizes.stored_short_side(d) or 0,
-        fps=float(d.get("fps", 0.0)),
-        jpeg_quality=int(d.get("jpeg_quality", 90)))
-  except decode.BadVideo:
-    raise
-  except Exception as e:  # noqa: BLE001  (unreadable file, PyAV errors)
-    raise decode.BadVideo(str(e).splitlines()[0] if str(e) else
-                          type(e).__name__) from None
-  video = decode.LazyVideo(decoded["frames"], decoded["height"],
-                           decoded["width"])
-  mode = optical_flow.modality(d)
-  if mode != "rgb":
-    rgb = np.asarray(video)
-    flow = optical_flow.quantize(
-        optical_flow.video_flow(rgb, optical_flow.algorithm(d)),
-        optical_flow.bound(d))
-    video = flow if mode == "flow" else np.concatenate([rgb, flow], -1)
-  return video, float(decoded["fps"])
+  """(video as the run's dataset stores it, stored fps); raises BadVideo.
+  The one decoder of tools.predict and this tool: vidjax/inference.py."""
+  from vidjax import inference  # noqa: PLC0415
+  return inference.decode_file(path, dataset_config)
 
 
 def list_videos(videos: str) -> list:

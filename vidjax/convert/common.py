@@ -345,6 +345,18 @@ def read_class_names(hf_config: dict, num_classes: int) -> Tuple[str, ...]:
   return names
 
 
+def rename_keys(state: dict, renames: Sequence[Tuple[str, str]]) -> dict:
+  """Each key through every (regex, replacement) of `renames`, in order:
+  one spelling of a checkpoint's names (e.g. transformers 5's q_proj/layers
+  vs the saved files' query/encoder.layer)."""
+  out = {}
+  for key, value in state.items():
+    for pattern, repl in renames:
+      key = re.sub(pattern, repl, key)
+    out[key] = value
+  return out
+
+
 def strip_prefix(state: dict, prefixes: Sequence[str]) -> dict:
   """Drops the first of `prefixes` that some key starts with (DDP 'module.')."""
   for prefix in prefixes:

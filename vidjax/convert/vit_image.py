@@ -22,7 +22,6 @@ ViViT). A `ViTModel` folder (no `vit.` prefix, no classifier) gives a
 backbone with a zero head of `num_labels` rows (default 2): load it with
 `init_from`, which keeps the run's own head.
 """
-import re
 
 import numpy as np
 
@@ -51,12 +50,7 @@ def canonical_keys(state: dict) -> dict:
       k.startswith("embeddings.") for k in state):
     state = {(k if k.startswith("classifier.") else PREFIX + k): v
              for k, v in state.items()}
-  out = {}
-  for key, value in state.items():
-    for pattern, repl in _RENAMES:
-      key = re.sub(pattern, repl, key)
-    out[key] = value
-  return out
+  return common.rename_keys(state, _RENAMES)
 
 
 def convert(state: dict, hf_config: dict, where: str, fmt: str):

@@ -16,7 +16,6 @@ names (`vivit.encoder.layer.N.attention.attention.query`, ...,
 `intermediate.dense`, `output.dense`); transformers 5 modules use
 `vivit.layers.N.attention.q_proj`, ..., `mlp.fc1`. Both are accepted.
 """
-import re
 
 from vidjax.convert import common
 from vidjax.errors import VidjaxError
@@ -37,12 +36,7 @@ _RENAMES = [
 
 
 def canonical_keys(state: dict) -> dict:
-  out = {}
-  for key, value in state.items():
-    for pattern, repl in _RENAMES:
-      key = re.sub(pattern, repl, key)
-    out[key] = value
-  return out
+  return common.rename_keys(state, _RENAMES)
 
 
 def convert(state: dict, hf_config: dict, where: str, fmt: str):
