@@ -4,7 +4,6 @@ state dict, written here from the same weights: no timm / torchvision
 import), then inflated into I3D-R50 (+ non-local), SlowFast's Slow pathway
 and TSM, checked on a static clip (Carreira & Zisserman 2017: a static clip
 through the inflated net gives the 2D net's features)."""
-import re
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +16,8 @@ transformers = pytest.importorskip("transformers")
 
 from vidjax import checkpoint, convert, init_adapt  # noqa: E402
 from vidjax.registry import build_model  # noqa: E402
+from vidjax.convert.common import rename_keys  # noqa: E402
+from tools.conversion_parity import TORCHVISION  # noqa: E402
 
 TOL = 1e-4
 LABELS = ["a", "b", "c", "d", "e"]
@@ -94,32 +95,13 @@ def test_hf_resnet_logits_match_transformers(hf_resnet):
   assert np.std(want) > 0.1 and err <= TOL, err
 
 
-_TV = [(r"^resnet\.embedder\.embedder\.convolution", "conv1"),
-       (r"^resnet\.embedder\.embedder\.normalization", "bn1"),
-       (r"^resnet\.encoder\.stages\.(\d)\.layers\.(\d+)\.shortcut\.convolution",
-        lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.0"),
-       (r"^resnet\.encoder\.stages\.(\d)\.layers\.(\d+)\.shortcut\."
-        r"normalization",
-        lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.1"),
-       (r"^resnet\.encoder\.stages\.(\d)\.layers\.(\d+)\.layer\.(\d)\."
-        r"convolution", lambda m: f"layer{int(m[1]) + 1}.{m[2]}.conv"
-        f"{int(m[3]) + 1}"),
-       (r"^resnet\.encoder\.stages\.(\d)\.layers\.(\d+)\.layer\.(\d)\."
-        r"normalization", lambda m: f"layer{int(m[1]) + 1}.{m[2]}.bn"
-        f"{int(m[3]) + 1}"),
-       (r"^classifier\.1", "fc")]
-
-
 def test_torchvision_layout_state_dict_matches(hf_resnet):
   """The same weights under torchvision / timm resnet50 names (conv1, bn1,
   layerL.I.convJ, downsample.0/1, fc), a plain torch.save file: format
   read from the names, same logits."""
   hf, _, _, root = hf_resnet
-  state = {}
-  for key, value in hf.state_dict().items():
-    for pattern, repl in _TV:
-      key = re.sub(pattern, repl, key)
-    state[key] = value
+  # the tool's renaming (tools/conversion_parity.py), one list of names
+  state = rename_keys(hf.state_dict(), TORCHVISION)
   assert "layer2.1.conv3.weight" in state and "fc.weight" in state
   torch.save(state, root / "resnet50.pth")
   converted = convert.convert(str(root / "resnet50.pth"))

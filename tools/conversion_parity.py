@@ -21,7 +21,6 @@ statistics, batch 1.
 Needs torch + transformers (requirements-test.txt).
 """
 import os
-import re
 import tempfile
 
 import numpy as np
@@ -132,11 +131,8 @@ def measure(size: str = "tiny", formats=()) -> list:
       hf.save_pretrained(tmp)
       sources = [(fmt, tmp)]
       if fmt == "hf_resnet":
-        state = {}
-        for key, value in hf.state_dict().items():
-          for pattern, repl in TORCHVISION:
-            key = re.sub(pattern, repl, key)
-          state[key] = value
+        from vidjax.convert.common import rename_keys  # noqa: PLC0415
+        state = rename_keys(hf.state_dict(), TORCHVISION)
         torch.save(state, os.path.join(tmp, "resnet50.pth"))
         sources.append(("resnet_torchvision",
                         os.path.join(tmp, "resnet50.pth")))
