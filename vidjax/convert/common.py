@@ -345,6 +345,30 @@ def read_class_names(hf_config: dict, num_classes: int) -> Tuple[str, ...]:
   return names
 
 
+def hf_vit_encoder(state: dict, prefix: str, enc: str, layers: int,
+                   heads: int) -> List[Rule]:
+  """Rules of transformers' ViT-layout encoder (`{prefix}encoder.layer.N.`:
+  attention, layernorm_before/after, intermediate/output dense, final
+  `{prefix}layernorm`) -> vidjax's `{enc}encoder/block_N/...`; q/k/v biases
+  where the state has them. Shared by the image ViT and ViViT converters."""
+  rules: List[Rule] = []
+  for i in range(layers):
+    src, dst = f"{prefix}encoder.layer.{i}.", f"{enc}encoder/block_{i}/"
+    att = src + "attention.attention."
+    bias = lambda name, att=att: (f"{att}{name}.bias"  # noqa: E731
+                                  if f"{att}{name}.bias" in state else None)
+    rules += attention(
+        dst + "attention", heads, att + "query.weight", att + "key.weight",
+        att + "value.weight", src + "attention.output.dense", bias("query"),
+        bias("key"), bias("value"))
+    rules += layernorm(dst + "norm1", src + "layernorm_before")
+    rules += layernorm(dst + "norm2", src + "layernorm_after")
+    rules += dense(dst + "mlp/fc1", src + "intermediate.dense")
+    rules += dense(dst + "mlp/fc2", src + "output.dense")
+  rules += layernorm(enc + "encoder/norm", prefix + "layernorm")
+  return rules
+
+
 def rename_keys(state: dict, renames: Sequence[Tuple[str, str]]) -> dict:
   """Each key through every (regex, replacement) of `renames`, in order:
   one spelling of a checkpoint's names (e.g. transformers 5's q_proj/layers

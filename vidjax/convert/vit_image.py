@@ -89,20 +89,7 @@ def convert(state: dict, hf_config: dict, where: str, fmt: str):
       common.Rule(enc + "cls", (PREFIX + "embeddings.cls_token",)),
       common.Rule(enc + "pos_embedding/pos_embedding", (pos_key,)),
   ]
-  for i in range(layers):
-    src, dst = f"{PREFIX}encoder.layer.{i}.", f"{enc}encoder/block_{i}/"
-    att = src + "attention.attention."
-    bias = lambda name: (f"{att}{name}.bias" if f"{att}{name}.bias" in state
-                         else None)
-    rules += common.attention(
-        dst + "attention", heads, att + "query.weight", att + "key.weight",
-        att + "value.weight", src + "attention.output.dense", bias("query"),
-        bias("key"), bias("value"))
-    rules += common.layernorm(dst + "norm1", src + "layernorm_before")
-    rules += common.layernorm(dst + "norm2", src + "layernorm_after")
-    rules += common.dense(dst + "mlp/fc1", src + "intermediate.dense")
-    rules += common.dense(dst + "mlp/fc2", src + "output.dense")
-  rules += common.layernorm(enc + "encoder/norm", PREFIX + "layernorm")
+  rules += common.hf_vit_encoder(state, PREFIX, enc, layers, heads)
   if "classifier.weight" in state:
     rules += common.dense("head", "classifier")
     num_classes = int(state["classifier.weight"].shape[0])
