@@ -10,7 +10,10 @@ import ml_collections
 def get_config():
   config = ml_collections.ConfigDict()
   # "classification" (cross-entropy on labels) | "videomae_pretrain" (masked
-  # video reconstruction, vidjax/pretrain_step.py; model videomae_pretrain).
+  # video reconstruction, vidjax/pretrain_step.py; model videomae_pretrain)
+  # | "localization" (temporal action detection on window features,
+  # vidjax/tasks/localization/task.py; configs/actionformer.py). Each is a
+  # Task of the one training loop (vidjax/tasks/base.py).
   config.task = "classification"
   config.seed = 0
   config.batch_size = 64            # global, over all devices and hosts

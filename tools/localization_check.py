@@ -81,50 +81,20 @@ def backbone_run(cache_dir: str, log=print) -> str:
 
 def features(cache_dir: str, log=print) -> dict:
   """{"train", "test": [data.Sequence of [N, D] features], "class_names",
-  "database"}: the backbone's window features, cached per split."""
-  import jax
-  from vidjax import steps as steps_lib
+  "database"}: the backbone's window features, cached per split
+  (vidjax/tasks/localization/features.py, the code the
+  `python -m vidjax.main --config=configs/actionformer.py` job runs)."""
   from vidjax.tasks.localization import data
-  from vidjax.tasks.localization.timing import FeatureTiming
-  from vidjax.viz.run import load_run
-  from tools.extract_features import pre_logits
+  from vidjax.tasks.localization import features as feature_lib
   ds = data.load({"name": "synthetic_untrimmed"})
-  work = backbone_run(cache_dir, log)
-  names = ds["class_names"]
-  out = {"class_names": names, "database": ds["database"]}
-  index = {c: i for i, c in enumerate(names)}
-  fn = None
-  for split in ("train", "test"):
-    path = os.path.join(cache_dir, f"features_{split}.npz")
-    seqs = ds[split]
-    if not os.path.exists(path):
-      if fn is None:
-        run = load_run(work, unscan=False)
-        d = run.config.dataset
-        if int(d.frame_stride) != FRAME_STRIDE:
-          raise ValueError(f"backbone frame_stride {d.frame_stride}")
-        mean, std = tuple(d.mean), tuple(d.std)
-        fn = jax.jit(lambda x: pre_logits(
-            run.model, run.variables, steps_lib.normalize(x, mean, std))[0])
-      t0, arrays = time.time(), {}
-      for i in range(len(seqs)):
-        w = data.to_windows(seqs[i], WINDOW_FRAMES, FRAME_STRIDE,
-                            WINDOW_STRIDE)
-        clips = np.asarray(w.inputs)
-        pad = (-len(clips)) % 32  # few compiled shapes
-        clips = np.concatenate([clips, np.zeros((pad,) + clips.shape[1:],
-                                                clips.dtype)])
-        arrays[w.video_id] = np.asarray(fn(clips))[:len(w)]
-      np.savez(path, **arrays)
-      log(f"features {split}: {len(arrays)} videos ({time.time() - t0:.0f} s)"
-          f" -> {path}")
-    cached = np.load(path)
-    timing = FeatureTiming.windows(seqs.fps, WINDOW_FRAMES, FRAME_STRIDE,
-                                   WINDOW_STRIDE)
-    out[split] = [data.from_annotation(v, cached[v], timing,
-                                       ds["database"][v], index)
-                  for v in seqs.video_ids]
-  return out
+  extractor = feature_lib.FeatureExtractor(backbone_run(cache_dir, log))
+  if (extractor.frames, extractor.frame_stride) != (WINDOW_FRAMES,
+                                                    FRAME_STRIDE):
+    raise ValueError(f"backbone clips of {extractor.frames} frames, stride "
+                     f"{extractor.frame_stride}")
+  out = feature_lib.feature_sequences(ds, extractor, WINDOW_STRIDE, cache_dir,
+                                      log)
+  return {k: out[k] for k in ("train", "test", "class_names", "database")}
 
 
 def permute_labels(seqs, seed: int = 0):

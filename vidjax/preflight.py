@@ -51,6 +51,9 @@ NO_BUILDER = {"sports1m": "Sports-1M (Karpathy et al. 2014)",
 
 
 def check_run(config, mesh) -> Preflight:
+  if config.get("task", "classification") == "localization":
+    from vidjax.tasks.localization import task  # noqa: PLC0415
+    return task.preflight(config, mesh)  # its own checks (features, not clips)
   check_config(config)
   name = config.dataset.name
   if name in NO_BUILDER:

@@ -6,6 +6,11 @@ evaluates every `eval_every_steps` and at the end, checkpoints every
 checkpoint in `workdir` when there is one (same step count, schedule and data
 order: batches are a function of (seed, step)).
 
+What differs between tasks (`config.task`: classification, VideoMAE
+pretraining, temporal action localization) is a small `Task` object
+(vidjax/tasks/base.py: data, loaders, state, steps, evaluation); the loop is
+the same for all of them.
+
 The run's record (vidjax/run_record.py): WORKDIR/config.json (the resolved
 config) and class_names.json; TensorBoard gets the config (text, HParams)
 and the first batch's clips when the run starts, and the confusion matrix at
@@ -21,13 +26,12 @@ import jax
 import numpy as np
 
 from vidjax import checkpoint, costs, evaluate, metrics as metrics_lib, optim
-from vidjax import init_adapt, preemption, preflight, pretrain_step, run_record
-from vidjax import sharding, step_memory, steps
+from vidjax import init_adapt, preemption, run_record, sharding, step_memory
+from vidjax import steps
 from vidjax.config_check import check_config, check_workdir
 from vidjax.data import datasets
-from vidjax.data import pipeline
-from vidjax.data.pipeline import EvalLoader, TrainLoader
 from vidjax.errors import VidjaxError
+from vidjax.tasks import base as tasks
 
 # Mean over the logging window for these; the last value for the rest.
 _AVERAGED = ("train/loss", "train/top1", "train/grad_norm")
@@ -46,14 +50,16 @@ def schedule_steps(config, train_size: int):
   return int(total), int(warmup)
 
 
-def initial_state(config, model, tx, mesh, ckpt, log, class_names=()):
+def initial_state(config, model, tx, mesh, ckpt, log, class_names=(),
+                  task=None):
   """Fresh, resumed (latest checkpoint in workdir) or `init_from` state.
 
   Returns (state, its shardings: `config.sharding`'s rule, vidjax/sharding.py);
   creation, restore and `init_from` all place the state with them.
   """
   rng = jax.random.PRNGKey(config.seed)
-  create = lambda: steps.create_state(model, tx, config, rng)  # noqa: E731
+  task = task or tasks.Classification()
+  create = lambda: task.create_state(model, tx, config, rng)  # noqa: E731
   abstract = jax.eval_shape(create)
   shardings = sharding.config_state_shardings(config, abstract, mesh)
   abstract = sharding.with_shardings(abstract, shardings)
@@ -96,7 +102,7 @@ def abstract_batch(host_batch: dict, mesh, keys=None) -> dict:
 
 
 def compile_steps(config, schedule, state, shardings, train_batch, eval_batch,
-                  mesh, log=print):
+                  mesh, log=print, task=None):
   """The train and eval steps, compiled ahead of step 0 for their fixed
   batch shapes (jit(...).lower(abstract args).compile()); each one's
   per-device memory is logged and checked against the device's
@@ -106,15 +112,14 @@ def compile_steps(config, schedule, state, shardings, train_batch, eval_batch,
   abstract = sharding.with_shardings(
       jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state),
       shardings)
-  make_eval_step = (pretrain_step.make_pretrain_eval_step
-                    if pretrain_step.task(config) == "videomae_pretrain"
-                    else steps.make_eval_step)
+  task = task or tasks.get_task(config)
   t0 = time.perf_counter()
-  train_fn = jax.jit(steps.make_train_step(config, schedule), donate_argnums=0,
+  train_fn = jax.jit(task.make_train_step(config, schedule), donate_argnums=0,
                      in_shardings=(shardings, split),
                      out_shardings=(shardings, rep))
   train_step = train_fn.lower(abstract, train_batch).compile()
-  eval_fn = jax.jit(make_eval_step(config), in_shardings=(shardings, split),
+  eval_fn = jax.jit(task.make_eval_step(config),
+                    in_shardings=(shardings, split),
                     out_shardings=split)
   eval_step = eval_fn.lower(abstract, eval_batch).compile()
   seconds = time.perf_counter() - t0
@@ -180,41 +185,32 @@ def train_and_evaluate(config, workdir: str,
   step, as a preempted job would; a later call resumes the same run.
   """
   check_config(config)
-  pretraining = pretrain_step.task(config) == "videomae_pretrain"
+  task = tasks.get_task(config)
   workdir = check_workdir(workdir)
   is_main = jax.process_index() == 0
   mesh = sharding.make_mesh(config.num_devices)
   log = print if is_main else (lambda *a, **k: None)
   # Everything the config can tell, before any data is built or compiled.
-  pre = preflight.check_run(config, mesh)
+  pre = task.preflight(config, mesh)
   ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
-  if ckpt.latest_step() is not None:
+  if ckpt.latest_step() is not None and pre.abstract_params is not None:
     ckpt.check_resumable(pre.abstract_params, ckpt.latest_step())
 
-  data = load_data(config.dataset)
-  if list(data.class_names) != list(pre.class_names):
-    raise VidjaxError(
-        f"the built dataset's classes ({len(data.class_names)}) differ from "
-        f"its annotations' ({len(pre.class_names)}): run python -m "
-        "tools.prepare_data with the same config to rebuild it")
-  spec, model = pre.spec, pre.model
-  num_steps, warmup = schedule_steps(config, len(data.train))
+  data = task.load_data(config, workdir, log, class_names=pre.class_names)
+  model = pre.model
+  num_steps, warmup = schedule_steps(config, task.train_size(data))
   schedule = optim.make_schedule(config.optimizer, num_steps, warmup)
   tx = optim.make_optimizer(config.optimizer, schedule)
   pidx, pcount = jax.process_index(), jax.process_count()
-  train_loader = TrainLoader(data.train, spec, config.seed, config.batch_size,
-                             pidx, pcount)
-  test = pipeline.Subset(data.test, config.get("eval_max_videos", 0))
-  eval_loader = EvalLoader(test, spec, config.num_test_clips,
-                           config.num_test_crops, config.eval_batch_size,
-                           pidx, pcount)
+  train_loader, eval_loader, test = task.loaders(config, pre, data, pidx,
+                                                 pcount)
   # One clip of each kind now, so a data problem the config cannot tell
   # (e.g. natively stored frames smaller than the crop) fails before
   # anything is compiled; their shapes are the compiled steps' batches.
   first_train, first_eval = train_loader.batch(0), eval_loader.batch(0)
 
   state, shardings = initial_state(config, model, tx, mesh, ckpt, log,
-                                  data.class_names)
+                                  data.class_names, task)
   meta = checkpoint.make_meta(config, state.params, data.class_names)
   evaluate.write_class_names(workdir, data.class_names)  # process 0 only
   run_record.write_config(workdir, config)
@@ -228,33 +224,27 @@ def train_and_evaluate(config, workdir: str,
 
   train_step, eval_step, compile_s = compile_steps(
       config, schedule, state, shardings, abstract_batch(first_train, mesh),
-      abstract_batch(first_eval, mesh, ("video",)), mesh, log)
+      abstract_batch(first_eval, mesh, task.eval_keys), mesh, log, task)
   log(f"compiled the train and eval steps in {compile_s:.1f} s")
-  evaluate_fn = (pretrain_step.evaluate_pretrain if pretraining
-                 else evaluate.evaluate)
-  flops_per_step, peak_flops = step_flops(config, model, mesh)
+  flops_per_step, peak_flops = (step_flops(config, model, mesh)
+                                if task.counts_flops else (0.0, None))
   profile = profile_window(config)
   workers = dict(num_workers=config.dataset.num_workers,
                  prefetch=config.dataset.prefetch)
   writer = metrics_lib.MetricWriter(workdir, enabled=is_main)
   if start == 0 and is_main:  # the config and sample clips, once
-    run_record.record_start(writer, config, first_train, data.class_names, 0)
-  views, last = eval_loader.views_per_video, {}
+    task.record_start(writer, config, first_train, data.class_names)
+  ctx = tasks.EvalContext(config, workdir, mesh, data, eval_loader, test,
+                          workers, num_steps, ckpt.path, is_main)
 
   def run_eval(step: int) -> dict:
     t0 = time.perf_counter()
-    if pretraining:
-      result = evaluate_fn(state, eval_step, eval_loader, mesh, **workers)
-    else:
-      result, last["logits"], last["labels"] = evaluate.full_evaluation(
-          state, eval_step, eval_loader, mesh, **workers)
+    result, record = task.evaluate(ctx, state, eval_step, step)
     result["eval/seconds"] = time.perf_counter() - t0
     writer.write(step, result)
-    if not pretraining:  # the confusion matrix; the final one's files too
-      figure = run_record.eval_record(
-          workdir, step, step == num_steps, last, views, data.class_names,
-          getattr(test, "paths", None), ckpt.path(step))
-      if is_main:
+    if record is not None:  # e.g. the confusion matrix; the final files
+      figure = record()
+      if figure is not None:
         writer.write_image(step, "eval/confusion_matrix", figure)
     progress.write(f"step {step}: {metrics_lib.format_metrics(result)}")
     return result
@@ -325,10 +315,9 @@ def train_and_evaluate(config, workdir: str,
     ckpt.wait()  # a failed background write surfaces here, as a VidjaxError
     if step == num_steps:
       final = run_eval(num_steps)
-      if not pretraining:  # the final evaluation's first 5 test videos
-        log(evaluate.format_predictions(evaluate.video_probabilities(
-            last["logits"][:5 * views], last["labels"][:5 * views], views),
-            data.class_names, getattr(test, "paths", None)))
+      report = task.final_report(ctx)
+      if report:
+        log(report)
     ok = True
   except OSError as e:  # metrics/TensorBoard writes: disk full, read-only...
     raise VidjaxError(f"cannot write to {e.filename or workdir}: "
@@ -351,11 +340,6 @@ def train_and_evaluate(config, workdir: str,
     log(f"stopped at step {step} of {num_steps}; checkpoint "
         f"{ckpt.path(step)}; run again with the same --workdir to resume")
     return {}
-  scores = (f"reconstruction loss={final['eval/recon_loss']:.4f}"
-            if pretraining else
-            f"top1={final['eval/top1']:.4f} top5={final['eval/top5']:.4f} "
-            f"(clip-level top1={final['eval/clip_top1']:.4f})")
-  log(f"done: {num_steps} steps; test ({config.num_test_clips} clips x "
-      f"{config.num_test_crops} crops per video): {scores}; checkpoint "
+  log(f"done: {num_steps} steps; {task.summary(config, final)}; checkpoint "
       f"{ckpt.path(num_steps)}; metrics {os.path.join(workdir, 'metrics.jsonl')}")
   return final
