@@ -18,8 +18,8 @@ a pure function of (seed, split, index) and the shape settings:
   (translate right / left / up / down, rotate cw / ccw, grow, shrink), all
   different within a video, for the whole video. With probability
   `flash_prob` (0.4) it ALSO "flashes" (class 8, multi-label): its object's
-  contrast alternates between full and 0.4x every 4 frames (period 8, random
-  phase). Actors that do not flash keep full or 0.4x contrast (50 / 50) all
+  contrast alternates between full and 0.5x every 4 frames (period 8, random
+  phase). Actors that do not flash keep full or 0.5x contrast (50 / 50) all
   video long, so one frame shows the same contrast distribution either way.
   As in synthetic_motion, every per-frame marginal (position, angle, size,
   shape, colours, contrast) is class-independent: only motion tells the
@@ -52,7 +52,7 @@ FLIP_PERMUTATION = (1, 0, 2, 3, 5, 4, 6, 7, 8)
 BOX_SIDE = (0.30, 0.44)       # patch side, fraction of the frame
 SIZE_SCALE = 1.5              # object half-extent vs synthetic_motion's
 MAX_DRIFT = 0.25              # px / frame (per axis, at most)
-DIM = 0.4                     # contrast of a dim frame
+DIM = 0.5                     # contrast of a dim frame
 FLASH_PERIOD = 8              # frames: 4 full, 4 dim
 MISS_RATE = 0.05
 JITTER = 0.05                 # std of each coordinate, fraction of the side

@@ -31,6 +31,10 @@ REAL_DATASETS = ("video_folder", "ucf101", "hmdb51", "kinetics400",
 # vidjax.tasks.localization (data.SyntheticSequences over
 # vidjax/data/synthetic_untrimmed.py; vidjax/data/untrimmed_public.load).
 LOCALIZATION_DATASETS = ("synthetic_untrimmed", "activitynet", "thumos14")
+# Spatio-temporal action detection (AVA-style keyframes, person boxes): read
+# with vidjax.tasks.detection.data.load (vidjax/data/synthetic_ava.py;
+# vidjax/data/ava_public.py).
+DETECTION_DATASETS = ("synthetic_ava", "ava")
 
 
 @dataclasses.dataclass
@@ -47,6 +51,10 @@ def _check_name(name: str):
     raise VidjaxError(
         f"config.dataset.name={name!r} is a temporal localization dataset "
         "(untrimmed videos with segments), not a clip-classification one")
+  if name in DETECTION_DATASETS:
+    raise VidjaxError(
+        f"config.dataset.name={name!r} is a spatio-temporal detection dataset "
+        "(keyframes with person boxes), not a clip-classification one")
   if name != "synthetic_motion" and name not in REAL_DATASETS:
     raise VidjaxError(
         f"config.dataset.name={name!r}: vidjax has no builder for it; use "

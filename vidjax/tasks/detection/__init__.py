@@ -1,0 +1,1 @@
+"""Spatio-temporal action detection, AVA-style (issue #21)."""
