@@ -175,7 +175,7 @@ def test_tiny_build_csvs_and_label_map_read_back(tmp_path):
 def test_bad_settings_name_the_config_key():
   from vidjax.data import synthetic_ava as sa
   for kw, key in ((dict(max_actors=5), "min_actors"),
-                  (dict(num_frames=8), "num_frames"),
+                  (dict(video_frames=8), "video_frames"),
                   (dict(resolution=16), "resolution"),
                   (dict(train_videos=0), "train_videos")):
     with pytest.raises(VidjaxError, match=f"config.dataset.{key}="):

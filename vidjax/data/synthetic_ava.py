@@ -51,7 +51,7 @@ class SyntheticAvaConfig(tfds.core.BuilderConfig):
 
   train_videos: int = 512
   test_videos: int = 128
-  num_frames: int = 64
+  video_frames: int = 64   # (config.dataset.num_frames is the clip length)
   resolution: int = 64
   keyframe_every: int = 8
   min_actors: int = 2
@@ -67,7 +67,7 @@ class SyntheticAvaConfig(tfds.core.BuilderConfig):
     return self.train_videos if split == "train" else self.test_videos
 
   def plan_kwargs(self) -> dict:
-    return {"num_frames": self.num_frames, "res": self.resolution,
+    return {"num_frames": self.video_frames, "res": self.resolution,
             "min_actors": self.min_actors, "max_actors": self.max_actors,
             "flash_prob": self.flash_prob}
 
@@ -80,7 +80,7 @@ def render_example(config: SyntheticAvaConfig, split: str, index: int) -> dict:
   """The example dict of (split, index): a pure function of the config."""
   video, actors = ava_render.render(config.seed, split, index,
                                     **config.plan_kwargs())
-  kf = ava_render.keyframes(config.num_frames, config.keyframe_every)
+  kf = ava_render.keyframes(config.video_frames, config.keyframe_every)
   return {"video": video, "video_id": video_id(split, index),
           "fps": config.fps, "keyframes": kf.astype(np.int32),
           "boxes": ava_render.gt_boxes(actors, kf, config.resolution),
@@ -91,7 +91,7 @@ def annotation_rows(config: SyntheticAvaConfig, split: str):
   """(GT rows, detector rows) of a split in ava_public.write_boxes' form,
   without drawing pixels. Timestamp = keyframe frame / fps (whole seconds);
   action ids are 1-based; person ids are the actor's index in its video."""
-  kf = ava_render.keyframes(config.num_frames, config.keyframe_every)
+  kf = ava_render.keyframes(config.video_frames, config.keyframe_every)
   seconds = (kf // config.keyframe_every).tolist()
   gt_rows, det_rows = [], []
   for i in range(config.num_videos(split)):
@@ -153,7 +153,7 @@ class SyntheticAva(tfds.core.GeneratorBasedBuilder):
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
             "video": tfds.features.Tensor(
-                shape=(c.num_frames, c.resolution, c.resolution, 3),
+                shape=(c.video_frames, c.resolution, c.resolution, 3),
                 dtype=np.uint8, encoding=tfds.features.Encoding.BYTES),
             "video_id": tfds.features.Text(),
             "fps": tfds.features.Scalar(dtype=np.float32),
@@ -189,8 +189,8 @@ def check_config(c: SyntheticAvaConfig) -> None:
     bad("resolution", "must be >= 32 (pixels: four actor cells)")
   if c.keyframe_every < 1:
     bad("keyframe_every", "must be >= 1 (frames)")
-  if c.num_frames < 2 * c.keyframe_every:
-    bad("num_frames", f"must be >= 2 * keyframe_every={c.keyframe_every} "
+  if c.video_frames < 2 * c.keyframe_every:
+    bad("video_frames", f"must be >= 2 * keyframe_every={c.keyframe_every} "
         "(one keyframe with a clip around it)")
   if not 1 <= c.min_actors <= c.max_actors <= 4:
     bad("min_actors", f"must satisfy 1 <= min_actors <= max_actors="

@@ -188,7 +188,7 @@ class _Records:
 
   def __init__(self, builder, split: str):
     self.source = builder.as_data_source(split)
-    self.num = builder.builder_config.num_frames
+    self.num = builder.builder_config.video_frames
     from vidjax.data.synthetic_ava import video_id
     self.by_id = {video_id(split, i): i for i in range(len(self.source))}
 
