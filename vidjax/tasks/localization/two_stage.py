@@ -25,53 +25,35 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vidjax.layers.roi_align import axis_weights
 from vidjax.tasks.localization.actionformer import ActionFormer
-
-
-def interpolate(features, positions, num_steps):
-  """features [B, L, D] read at fractional positions [B, ...] by linear
-  interpolation between the two neighbouring steps, positions clamped to the
-  video's [0, num_steps - 1]; -> [B, ..., D]."""
-  b = features.shape[0]
-  shape = positions.shape
-  hi_lim = (num_steps.astype(jnp.float32) - 1.0).reshape((b,) + (1,) * (
-      len(shape) - 1))
-  x = jnp.clip(positions.astype(jnp.float32), 0.0, jnp.maximum(hi_lim, 0.0))
-  i0 = jnp.floor(x)
-  w = (x - i0)[..., None]
-  i0 = i0.astype(jnp.int32)
-  i1 = jnp.minimum(i0 + 1, jnp.maximum(hi_lim, 0).astype(jnp.int32))
-  flat0, flat1 = i0.reshape(b, -1), i1.reshape(b, -1)
-  g0 = jnp.take_along_axis(features, flat0[..., None], 1)
-  g1 = jnp.take_along_axis(features, flat1[..., None], 1)
-  out = g0 * (1.0 - w.reshape(b, -1, 1)) + g1 * w.reshape(b, -1, 1)
-  return out.reshape(shape + (features.shape[-1],))
 
 
 def roi_align_1d(features, rois, num_steps, bins: int = 8,
                  context_bins: int = 2, context: float = 0.5,
                  samples_per_bin: int = 2):
-  """RoIAlign over time (module docstring).
+  """RoIAlign over time (module docstring), with the shared per-axis weights
+  of `vidjax.layers.roi_align` (one einsum over the features).
 
   The RoI [a, b] is cut into `bins` equal bins; [a - context (b - a), a] and
   [b, b + context (b - a)] into `context_bins` each. Bin value = mean of
-  `samples_per_bin` interpolated samples at the bin's (j + 0.5) / n points.
-  Returns [B, R, 2 context_bins + bins, D] (left context, inside, right)."""
+  `samples_per_bin` samples at the bin's (j + 0.5) / n points, read by linear
+  interpolation at positions in step units (step i at position i, i.e. the
+  layer's aligned rule with RoI [a + 0.5, b + 0.5]). Unlike the 2D reference
+  rule, points beyond a video's ends are clamped to its first / last real
+  step (`zero_outside=False`, padding past `num_steps` never read): the
+  context bins of a proposal at a video's edge repeat the edge step rather
+  than read zeros. Returns [B, R, 2 context_bins + bins, D]."""
   a, b = rois[..., 0], rois[..., 1]
   length = jnp.maximum(b - a, 1e-3)
-  parts = []
   pieces = ((a - context * length, a, context_bins), (a, b, bins),
             (b, b + context * length, context_bins))
-  for lo, hi, n in pieces:
-    if n == 0:
-      continue
-    frac = (jnp.arange(n * samples_per_bin, dtype=jnp.float32) + 0.5) / (
-        n * samples_per_bin)
-    pos = lo[..., None] + (hi - lo)[..., None] * frac    # [B, R, n*s]
-    val = interpolate(features, pos, num_steps)          # [B, R, n*s, D]
-    val = val.reshape(val.shape[:2] + (n, samples_per_bin, val.shape[-1]))
-    parts.append(val.mean(3))
-  return jnp.concatenate(parts, 2)
+  valid = num_steps[:, None]
+  weights = [axis_weights(lo, hi - lo, n, features.shape[1], samples_per_bin,
+                          valid_length=valid, zero_outside=False)
+             for lo, hi, n in pieces if n > 0]        # [B, R, n, L] each
+  return jnp.einsum("brtl,bld->brtd", jnp.concatenate(weights, 2),
+                    features.astype(jnp.float32))
 
 
 def pairwise_iou(rois, segments):
