@@ -99,7 +99,9 @@ def get_config(arg: str = "", two_stage: bool = False):
                         "min_frames": 64, "max_frames": 96,
                         "max_duration": 24})
     config.backbone.update({"steps": 2, "tiny": True})
-    m.embed_dim, m.num_levels, m.num_heads = 16, 4, 2
+    m.embed_dim, m.num_levels, m.num_heads = 16, 3, 2
+    if not two_stage:
+      m.embed_layers = m.head_layers = 1
     if two_stage:
       m.classifier_hidden = 16
   return config
