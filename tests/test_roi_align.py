@@ -208,6 +208,21 @@ def test_1d_matches_2d_on_a_row_and_reference():
   want = np.stack([reference_roi_align(f[0, None, :6], b, 1, 4, 1.0, 3, True)
                    for b in boxes[0]])[:, 0]
   np.testing.assert_allclose(short[0], want, atol=1e-5)
+  # adaptive sampling and the gradient (a gather here, an einsum in 2D)
+  mask = jnp.array([[True] * 4 + [False], [True] * 5])
+  loss1 = lambda x: (roi_align_1d(x, jnp.asarray(rois), mask, 4,
+                                  sampling_ratio=0, adaptive_cap=6) ** 2).sum()
+  loss2 = lambda x: (roi_align(x[:, None], jnp.asarray(boxes), mask, (1, 4),
+                               sampling_ratio=0, adaptive_cap=6) ** 2).sum()
+  v1, g1 = jax.jit(jax.value_and_grad(loss1))(jnp.asarray(f))
+  v2, g2 = jax.jit(jax.value_and_grad(loss2))(jnp.asarray(f))
+  np.testing.assert_allclose(v1, v2, rtol=1e-5)
+  np.testing.assert_allclose(g1, g2, atol=1e-5)
+  assert np.abs(g1).sum() > 0 and np.isfinite(v1)
+  # an empty RoI in adaptive mode has no point: zeros, not NaN (0 / 0)
+  empty = roi_align(jnp.ones((1, 4, 4, 1)), jnp.array([[[1.0, 1.0, 1.0, 3.0]]]),
+                    None, 2, sampling_ratio=0, adaptive_cap=4)
+  np.testing.assert_array_equal(empty, 0.0)
 
 
 def test_optional_torchvision_parity():

@@ -25,15 +25,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vidjax.layers.roi_align import axis_weights
+from vidjax.layers.roi_align import interpolate_1d, sample_points
 from vidjax.tasks.localization.actionformer import ActionFormer
 
 
 def roi_align_1d(features, rois, num_steps, bins: int = 8,
                  context_bins: int = 2, context: float = 0.5,
                  samples_per_bin: int = 2):
-  """RoIAlign over time (module docstring), with the shared per-axis weights
-  of `vidjax.layers.roi_align` (one einsum over the features).
+  """RoIAlign over time (module docstring), with the sampling rule and the
+  interpolation of `vidjax.layers.roi_align` (sample_points, interpolate_1d).
 
   The RoI [a, b] is cut into `bins` equal bins; [a - context (b - a), a] and
   [b, b + context (b - a)] into `context_bins` each. Bin value = mean of
@@ -48,12 +48,12 @@ def roi_align_1d(features, rois, num_steps, bins: int = 8,
   length = jnp.maximum(b - a, 1e-3)
   pieces = ((a - context * length, a, context_bins), (a, b, bins),
             (b, b + context * length, context_bins))
-  valid = num_steps[:, None]
-  weights = [axis_weights(lo, hi - lo, n, features.shape[1], samples_per_bin,
-                          valid_length=valid, zero_outside=False)
-             for lo, hi, n in pieces if n > 0]        # [B, R, n, L] each
-  return jnp.einsum("brtl,bld->brtd", jnp.concatenate(weights, 2),
-                    features.astype(jnp.float32))
+  points = [sample_points(lo, hi - lo, n, features.shape[1], samples_per_bin,
+                          valid_length=num_steps[:, None], zero_outside=False)
+            for lo, hi, n in pieces if n > 0]        # [B, R, n, s] each
+  y = jnp.concatenate([p[0] for p in points], 2)
+  weight = jnp.concatenate([p[1] for p in points], 2)
+  return interpolate_1d(features, y, weight, points[0][2])
 
 
 def pairwise_iou(rois, segments):
