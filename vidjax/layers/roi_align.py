@@ -21,8 +21,7 @@ detectron2's ROIAlign (their documented arguments: `output_size`,
   cannot allocate; here it needs a static cap `adaptive_cap`: the grid holds
   `adaptive_cap` points, those past the box's own count are masked, so the
   result is exact while ceil(extent / out) <= adaptive_cap (larger counts are
-  clipped to the cap). A fixed `sampling_ratio` (2, as PySlowFast's Mask
-  R-CNN configs) needs no cap.
+  clipped to the cap). A fixed `sampling_ratio` needs no cap.
 * Border rule of the reference bilinear interpolation, per axis: a point
   with y < -1 or y > H reads zero; otherwise y is clamped to [0, H - 1] and
   interpolated between floor(y) and floor(y) + 1 (at y >= H - 1 it reads row
@@ -54,9 +53,7 @@ from vidjax.errors import VidjaxError
 
 
 def _pair(value, name):
-  if isinstance(value, int):
-    return value, value
-  value = tuple(value)
+  value = (value, value) if isinstance(value, int) else tuple(value)
   if len(value) != 2 or not all(isinstance(v, int) and v > 0 for v in value):
     raise VidjaxError(f"roi_align {name}={value!r}: expected a positive int "
                       "or a pair of them")
