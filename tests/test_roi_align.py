@@ -112,6 +112,8 @@ def test_adaptive_cap_and_bad_arguments():
     ra.roi_align(f, box, output_size=(2, 0))
   with pytest.raises(VidjaxError, match="output_size"):
     ra.roi_align(f, box, output_size=0)
+  with pytest.raises(VidjaxError, match="output_size"):
+    ra.roi_align_1d(f[:, 0], box[..., :2], output_size=0)
   with pytest.raises(VidjaxError, match=r"\[B, R, 4\]"):
     ra.roi_align(f, box[0])
 

@@ -220,6 +220,9 @@ def roi_align_1d(features, rois, mask=None, output_size: int = 8,
   if features.ndim != 3 or rois.ndim != 3 or rois.shape[-1] != 2:
     raise VidjaxError(f"roi_align_1d: features {features.shape} must be "
                       f"[B, L, C] and rois {rois.shape} [B, R, 2]")
+  if not isinstance(output_size, int) or output_size < 1:
+    raise VidjaxError(f"roi_align_1d output_size={output_size!r}: expected a "
+                      "positive int")
   rois, mask = _clean(rois, mask)
   start, extent = _scaled(rois[..., 0], rois[..., 1], spatial_scale, aligned)
   valid = None if valid_length is None else jnp.asarray(valid_length)[:, None]
