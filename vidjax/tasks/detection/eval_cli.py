@@ -1,7 +1,8 @@
 """Evaluate AVA results offline: frame-mAP@0.5 (Python 3, numpy only).
 
   python -m vidjax.tasks.detection.eval_cli --gt=ava_val_v2.2.csv \\
-      --pred=results.csv --labelmap=ava_action_list_v2.2_for_activitynet_2019.pbtxt \\
+      --pred=results.csv \\
+      --labelmap=ava_action_list_v2.2_for_activitynet_2019.pbtxt \\
       [--exclusions=ava_val_excluded_timestamps_v2.2.csv] [--top_k=50] \\
       [--iou=0.5] [--unlisted=false_positive|ignore] [--out=metrics.json]
 
