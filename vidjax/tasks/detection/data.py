@@ -217,6 +217,10 @@ def load(dataset_config) -> dict:
   if eval_boxes not in ("gt", "detector"):
     raise VidjaxError(f"config.dataset.eval_boxes={eval_boxes!r}: must be "
                       "'gt' or 'detector'")
+  thresh = d.get("detection_score_thresh", 0.8)
+  if not 0.0 <= thresh <= 1.0:
+    raise VidjaxError(f"config.dataset.detection_score_thresh={thresh}: "
+                      "must be in [0, 1]")
   if name == "ava":
     from vidjax.data import ava_public as ap
     got = ap.load(d)
