@@ -39,8 +39,9 @@ def test_boxes_follow_random_crops_and_flips_of_rendered_markers():
   rng = np.random.default_rng(0)
   checked = dropped = flips = 0
   for _ in range(60):
-    out, b, lab = ba.augment(clip, boxes, labels, rng, out_size=48,
-                             scale=(0.5, 1.0))
+    out, b, lab, keep = ba.augment(clip, boxes, labels, rng, out_size=48,
+                                   scale=(0.5, 1.0))
+    assert keep.sum() == len(b)
     assert out.shape == (2, 48, 48, 3) and out.dtype == np.uint8
     if len(b) == 2:   # both kept: mirrored iff marker 1 is now left of 0
       flips += b[1, 0] < b[0, 0]

@@ -104,12 +104,13 @@ def augment(frames: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
   """Training augmentation of one square clip: random window (`scale`),
   resize to out_size, horizontal flip with probability 1/2 when `flip`.
 
-  Returns (frames [T, out, out, C], boxes [m, 4], labels [m, K]) with the
-  boxes that left the window dropped.
+  Returns (frames [T, out, out, C], boxes [m, 4], labels [m, K], keep [n]):
+  the boxes that left the window are dropped (keep marks the survivors
+  among the n given, in order).
   """
   pixels, b, keep = crop(frames, boxes, random_window(rng, scale), out_size,
                          min_visible)
   b, labels = b[keep], np.asarray(labels)[keep]
   if flip and rng.uniform() < 0.5:
     pixels, b, labels = hflip(pixels, b, labels, flip_permutation)
-  return np.ascontiguousarray(pixels), b, labels
+  return np.ascontiguousarray(pixels), b, labels, keep

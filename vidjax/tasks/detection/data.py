@@ -102,15 +102,15 @@ def make_batch(kset: KeyframeSet, indices, spec: ClipSpec,
   keyframe with more than max_boxes boxes keeps the max_boxes best-scored
   (the first ones among equal scores)."""
   b, m, s = len(indices), spec.max_boxes, spec.crop_size
-  k = None
+  k = kset.keyframes[int(indices[0])].labels.shape[1]
   out = {"video": np.zeros((b, spec.num_frames, s, s, 3), np.uint8),
          "boxes": np.zeros((b, m, 4), np.float32),
          "box_mask": np.zeros((b, m), bool),
+         "labels": np.zeros((b, m, k), np.float32),
          "scores": np.zeros((b, m), np.float32),
          "index": np.asarray(indices, np.int32)}
   for row, i in enumerate(indices):
     kf = kset.keyframes[int(i)]
-    k = kf.labels.shape[1] if k is None else k
     idx = clip_indices(kf.center, spec.num_frames, spec.frame_stride,
                        kset.videos.num_frames(kf.video_id))
     frames = kset.videos.frames(kf.video_id, idx)
@@ -118,12 +118,10 @@ def make_batch(kset: KeyframeSet, indices, spec: ClipSpec,
     frames, boxes = box_augment.letterbox(frames, kf.boxes, side)
     labels, scores = kf.labels, kf.scores
     if rng is not None:
-      frames, boxes, keep = box_augment.crop(
-          frames, boxes, box_augment.random_window(rng, spec.crop_scale), s)
-      boxes, labels, scores = boxes[keep], labels[keep], scores[keep]
-      if spec.flip and rng.uniform() < 0.5:
-        frames, boxes, labels = box_augment.hflip(
-            frames, boxes, labels, kset.flip_permutation)
+      frames, boxes, labels, keep = box_augment.augment(
+          frames, boxes, labels, rng, s, spec.crop_scale, spec.flip,
+          kset.flip_permutation)
+      scores = scores[keep]
     else:
       frames = box_augment.resize_clip(frames, s, s)
     order = np.argsort(-scores, kind="stable")[:m]
@@ -132,8 +130,6 @@ def make_batch(kset: KeyframeSet, indices, spec: ClipSpec,
     out["boxes"][row, :n] = boxes[order]
     out["box_mask"][row, :n] = True
     out["scores"][row, :n] = scores[order]
-    if "labels" not in out:
-      out["labels"] = np.zeros((b, m, k), np.float32)
     out["labels"][row, :n] = labels[order]
   return out
 
