@@ -145,6 +145,15 @@ def test_make_batch_pads_masks_and_keeps_the_best_scored_boxes():
   np.testing.assert_allclose(b["scores"][0], [.9, .7])
   np.testing.assert_array_equal(b["labels"][0], [[0, 1, 0], [0, 0, 1]])
   np.testing.assert_array_equal(b["boxes"][0, 0], [.5, .5, 1, 1])
+  b["valid"] = np.array([True, True])
+  probs = np.arange(12, dtype=np.float32).reshape(2, 2, 3) / 12
+  rows = data.prediction_rows(kset, b, probs, class_ids=[4, 7, 9])
+  assert len(rows) == 2 * 3                    # 2 real boxes x 3 classes
+  assert [r[3] for r in rows] == [4, 7, 9, 4, 7, 9]
+  assert rows[4][:2] == ("v", 1) and rows[4][4] == pytest.approx(4 / 12)
+  np.testing.assert_array_equal(rows[4][2], [0, .5, .5, 1])
+  b["valid"][0] = False
+  assert data.prediction_rows(kset, b, probs, [4, 7, 9]) == []
   trained = data.make_batch(kset, [0, 0], spec, np.random.default_rng(1))
   assert trained["video"].shape == (2, 4, 16, 16, 3)
   assert trained["labels"].shape == (2, 2, 3)
