@@ -39,16 +39,22 @@ from vidjax.layers.temporal_shift import temporal_shift
 def video_conv(x, features: int, kernel: Sequence[int],
                strides: Sequence[int] = (1, 1, 1), *, name: str,
                use_bias: bool = False, temporal_padding: str = "zeros",
-               dtype=jnp.float32):
+               dtype=jnp.float32, dilation: int = 1):
   """`conv3d`'s drop-in: a 2D `nn.Conv` per frame (4D kernel) when kt == 1
-  and stride_t == 1, else `VideoConv` (5D kernel). Inside a compact method."""
+  and stride_t == 1, else `VideoConv` (5D kernel). Inside a compact method.
+  `dilation` (spatial, per-frame convs only) keeps the output size: padding
+  dilation * (k - 1) / 2 per side."""
   if kernel[0] != 1 or strides[0] != 1:
+    if dilation != 1:
+      raise ValueError("video_conv: dilation needs a 1 x k x k kernel")
     return VideoConv(features, tuple(kernel), tuple(strides), use_bias,
                      temporal_padding, dtype=dtype, name=name)(x)
-  pads = [((k - 1) // 2, (k - 1) // 2) for k in kernel[1:]]
+  pads = [(dilation * (k - 1) // 2, dilation * (k - 1) // 2)
+          for k in kernel[1:]]
+  extra = {} if dilation == 1 else {"kernel_dilation": (dilation, dilation)}
   return nn.Conv(features, tuple(kernel[1:]), strides=tuple(strides[1:]),
                  padding=pads, use_bias=use_bias, dtype=dtype, name=name,
-                 kernel_init=nn.initializers.kaiming_normal())(x)
+                 kernel_init=nn.initializers.kaiming_normal(), **extra)(x)
 
 
 def residual_sum(x, branch, strides: Sequence[int], *, train: bool, dtype,
@@ -70,6 +76,8 @@ class Bottleneck(nn.Module):
 
   Params: conv1, bn1, conv2, bn2, conv3, bn3 (+ shortcut_conv, shortcut_bn).
   strides: (temporal stride of conv1 and the shortcut, spatial stride).
+  dilation: the 3x3 conv's spatial dilation (1; 2 in the unstrided res5 of
+  SlowFast's AVA detector, Feichtenhofer et al. 2019 Sec. 5.1).
   """
   features: int
   strides: Tuple[int, int] = (1, 1)
@@ -80,6 +88,7 @@ class Bottleneck(nn.Module):
   temporal_padding: str = "zeros"
   zero_init_last_bn: bool = True
   dtype: jnp.dtype = jnp.float32
+  dilation: int = 1
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -93,7 +102,7 @@ class Bottleneck(nn.Module):
                    temporal_padding=pad, dtype=dtype)
     y = nn.relu(batch_norm(train, "bn1", dtype)(y))
     y = video_conv(y, self.features, (1, 3, 3), (1, ss, ss), name="conv2",
-                   dtype=dtype)
+                   dtype=dtype, dilation=self.dilation)
     y = nn.relu(batch_norm(train, "bn2", dtype)(y))
     y = video_conv(y, self.features * self.expansion, (1, 1, 1), name="conv3",
                    dtype=dtype)

@@ -48,7 +48,7 @@ def res_stage(x, *, prefix: str, features: int, depth: int,
                   "embedded_gaussian"), nonlocal_sub_sample: bool = True,
               shift_place: str = "none", shift_div: int = 8,
               temporal_padding: str = "zeros", zero_init_last_bn: bool = True,
-              train: bool, dtype=jnp.float32):
+              train: bool, dtype=jnp.float32, dilation: int = 1):
   """`depth` bottleneck blocks named `{prefix}_block{i}`; block i's first
   conv has temporal kernel temporal_kernels[i % len]; a non-local block
   `{prefix}_nonlocal{i}` follows block i for i in nonlocal_blocks. Must run
@@ -59,7 +59,8 @@ def res_stage(x, *, prefix: str, features: int, depth: int,
                    shift_place=shift_place, shift_div=shift_div,
                    temporal_padding=temporal_padding,
                    zero_init_last_bn=zero_init_last_bn, dtype=dtype,
-                   name=f"{prefix}_block{i}")(x, train=train)
+                   dilation=dilation, name=f"{prefix}_block{i}")(x,
+                                                                 train=train)
     if i in nonlocal_blocks:
       x = NonLocalBlock(mode=nonlocal_mode, sub_sample=nonlocal_sub_sample,
                         dtype=dtype, name=f"{prefix}_nonlocal{i}")(

@@ -20,6 +20,11 @@ Facts the code relies on (paper Sec. 3 and Tab. 1):
   alpha beta C channels) or "time_sample" (every alpha-th fast frame).
 * Head: global average pool of each pathway, concatenated (2048 + 256),
   dropout 0.5, linear layer.
+For AVA detection (Sec. 5.1; PySlowFast configs/AVA: SPATIAL_STRIDES
+[[1, 1], [2, 2], [2, 2], [1, 1]], SPATIAL_DILATIONS [.., [2, 2]]) res5 keeps
+its input's size (`res5_spatial_stride` 1) with dilation-2 3x3 convs
+(`res5_dilation` 2): feature stride 16, not 32; `return_maps` returns the
+pre-pool maps (slow, fast) instead of logits (no head).
 With 400 classes, alpha 8, lateral kernel 5 ("4x16"): 34.5M parameters,
 36.1 G multiply-adds at 32x224^2; "8x8" (alpha 4; the released config's
 lateral kernel is 7): 34.6M, 65.7 G (tests/test_models_slowfast.py).
@@ -84,6 +89,9 @@ class SlowFast(nn.Module):
     lateral_channel_ratio: "conv" lateral out channels / fast channels (2).
     dropout_rate: before the head (paper: 0.5).
     dtype: compute dtype name; params stay float32.
+    res5_spatial_stride, res5_dilation: the last stage's spatial stride (2)
+      and its 3x3 convs' dilation (1); AVA detection: 1 and 2.
+    return_maps: return (slow, fast) feature maps, no pooling and no head.
   """
   num_classes: int
   alpha: int = 8
@@ -101,6 +109,9 @@ class SlowFast(nn.Module):
   lateral_channel_ratio: int = 2
   dropout_rate: float = 0.5
   dtype: str = "float32"
+  res5_spatial_stride: int = 2
+  res5_dilation: int = 1
+  return_maps: bool = False
 
   def check_input(self, input_shape):
     if self.lateral not in LATERALS:
@@ -138,18 +149,22 @@ class SlowFast(nn.Module):
                            name=f"lateral{s}")(fast, train=train)
       self.sow("intermediates", f"lateral{s}_out", lateral)
       slow = jnp.concatenate([slow, lateral], axis=-1)
-      stride = 2 if s > 0 else 1
+      last = s == len(self.widths) - 1
+      stride = (self.res5_spatial_stride if last else 2) if s > 0 else 1
+      dilation = self.res5_dilation if last else 1
       slow = res_stage(slow, prefix=f"slow_stage{s}", features=width,
                        depth=depth, spatial_stride=stride,
                        temporal_kernels=(self.slow_temporal_kernels[s],),
-                       train=train, dtype=dtype)
+                       train=train, dtype=dtype, dilation=dilation)
       fast = res_stage(fast, prefix=f"fast_stage{s}",
                        features=width // self.beta_inv, depth=depth,
                        spatial_stride=stride,
                        temporal_kernels=(self.fast_temporal_kernels[s],),
-                       train=train, dtype=dtype)
+                       train=train, dtype=dtype, dilation=dilation)
     self.sow("intermediates", "slow", slow)
     self.sow("intermediates", "fast", fast)
+    if self.return_maps:
+      return slow, fast
     features = jnp.concatenate([slow.mean(axis=(1, 2, 3)),
                                 fast.mean(axis=(1, 2, 3))], axis=-1)
     return classify(features, self.num_classes, self.dropout_rate, train)
