@@ -24,10 +24,11 @@ registers its class in `TASKS`:
   load_data(config, workdir, log, class_names) -> object with .train,
       .test, .class_names (class_names: the preflight's, to check against)
   train_size(data) -> int            (epochs -> steps)
-  loaders(config, pre, data, pidx, pcount) -> (train_loader, eval_loader)
-      train_loader.batch(step) / .iterate(start, end, num_workers, prefetch)
-      (host batches, deterministic in (seed, step) so a resumed run replays
-      the same ones); eval_loader.batch(0) gives the eval step's shapes.
+  loaders(config, pre, data, pidx, pcount) -> (train_loader, eval_loader,
+      test): train_loader.batch(step) / .iterate(start, end, num_workers,
+      prefetch) (host batches, deterministic in (seed, step) so a resumed
+      run replays the same ones); eval_loader.batch(0) gives the eval step's
+      shapes; test: the evaluated test source.
   create_state(model, tx, config, rng) -> steps.TrainState
   make_train_step(config, schedule) / make_eval_step(config)
   eval_keys: the eval batch's device keys (the eval step's input)
