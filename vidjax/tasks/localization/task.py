@@ -27,6 +27,10 @@ one length (`data.bucket_length`), detect.detect, the exact evaluator
 (evaluate.detection_map: eval/average_map, eval/map@t; two-stage also
 eval/ar@10_tiou0.5); the final one writes WORKDIR/eval/test_step<N>/
 predictions.json (ActivityNet result JSON) and metrics.json.
+
+Single host for now: training batches are split over the processes, but
+the feature cache and the evaluation (detect.detect puts whole batches)
+assume one process.
 """
 from __future__ import annotations
 
