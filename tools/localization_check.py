@@ -9,8 +9,10 @@ vidjax video model, `configs/early_fusion.py` trained on `synthetic_motion`
 motion (600 steps, `experiment.run`; cached in cache_dir), reads every
 clip window of every synthetic_untrimmed video (8 frames, frame_stride 2 =
 15-frame span, a window every 4 frames: `data.to_windows`), and its
-pre-logits features (`tools.extract_features.pre_logits`) are cached as .npy
-per split. The detector then trains on those features for `--steps` steps
+pre-logits features (`tools.extract_features.pre_logits`) are cached as one
+.npz per split with a timing.json (vidjax/tasks/localization/features.py, the
+code `python -m vidjax.main --config=configs/actionformer.py` runs from
+pixels). The detector then trains on those features for `--steps` steps
 (whole videos padded to 128 steps, 6 pyramid levels) and is scored with the
 exact evaluator: average mAP over tIoU 0.3:0.7 and mAP@0.5 (THUMOS14
 thresholds; the issue's bar is >= 0.60 / >= 0.70). Modes:
