@@ -152,6 +152,7 @@ def test_make_batch_pads_masks_and_keeps_the_best_scored_boxes():
   assert [r[3] for r in rows] == [4, 7, 9, 4, 7, 9]
   assert rows[4][:2] == ("v", 1) and rows[4][4] == pytest.approx(4 / 12)
   np.testing.assert_array_equal(rows[4][2], [0, .5, .5, 1])
+  assert not any(r[0] == "v" and r[1] == 2 for r in rows)   # no boxes
   b["valid"][0] = False
   assert data.prediction_rows(kset, b, probs, [4, 7, 9]) == []
   trained = data.make_batch(kset, [0, 0], spec, np.random.default_rng(1))
@@ -245,6 +246,14 @@ def test_ava_builder_on_a_tiny_tree(tmp_path):
   levels = b["video"][:, :, 6, 6, 0].astype(int)   # centre of the picture
   np.testing.assert_allclose(levels[0], [112, 116, 120, 124], atol=3)
   np.testing.assert_allclose(levels[1], [172, 176, 180, 184], atol=3)
+  # 8x12 frames are letterboxed to 12x12: y -> (8 y + 2) / 12; results go
+  # back in the keyframe's own coordinates
+  np.testing.assert_allclose(b["boxes"][0, 0], [.1, (1.6 + 2) / 12, .5,
+                                                (7.2 + 2) / 12], atol=1e-6)
+  rows = data.prediction_rows(train, b, np.full((2, 2, 2), .5), [12, 80])
+  np.testing.assert_allclose(rows[0].box, [.1, .2, .5, .9], atol=1e-6)
+  assert [(r.video_id, r.timestamp, r.action) for r in rows[:2]] == [
+      ("vidA", 902, 12), ("vidA", 902, 80)]
   cfg.eval_boxes = "detector"
   det = data.load(cfg)["test"].keyframes
   assert len(det) == 1 and det[0].scores.tolist() == pytest.approx([0.95])

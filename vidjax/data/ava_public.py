@@ -60,39 +60,28 @@ def frame_path(frames_dir: str, video_id: str, index: int) -> str:
 def read_boxes(path: str, min_score: float | None = None) -> dict:
   """{(video_id, timestamp): [(box (x1, y1, x2, y2), action_id or -1,
   person_id or score)]} of a box CSV (GT or detections, see the module
-  docstring); detections below `min_score` are dropped."""
+  docstring), read by vidjax.tasks.detection.ava_io.read_csv (one parser
+  per format); detections below `min_score` are dropped (a missing 8th
+  column counts as 1)."""
+  from vidjax.tasks.detection import ava_io  # it imports this module
   out = collections.defaultdict(list)
-  with open(path, newline="") as f:
-    for n, row in enumerate(csv.reader(f), 1):
-      if not row:
-        continue
-      if len(row) not in (7, 8):
-        raise VidjaxError(f"{path}:{n}: expected 7 or 8 columns "
-                          f"(video_id, timestamp, x1, y1, x2, y2, action_id, "
-                          f"person_id|score), got {len(row)}")
-      try:
-        box = tuple(float(v) for v in row[2:6])
-        action = int(row[6]) if row[6].strip() else -1
-        extra = float(row[7]) if len(row) == 8 and row[7].strip() else 0.0
-        key = (row[0], int(float(row[1])))
-      except ValueError:
-        raise VidjaxError(f"{path}:{n}: not an AVA box row: {row}") from None
-      if min_score is not None and extra < min_score:
-        continue
-      out[key].append((box, action, extra))
+  for r in ava_io.read_csv(path):
+    if r.box is None:  # a keyframe listed without a box
+      out.setdefault((r.video_id, r.timestamp), [])
+      continue
+    extra = 1.0 if r.extra is None else r.extra
+    if min_score is not None and extra < min_score:
+      continue
+    out[(r.video_id, r.timestamp)].append((r.box, r.action, extra))
   return dict(out)
 
 
 def write_boxes(path: str, rows, scores: bool = False) -> None:
   """Writes (video_id, timestamp, box, action_id or -1, person_id or score)
-  rows in the box CSV format (the action left empty where -1; the last
-  column a score when `scores`, else an integer person id)."""
-  with open(path, "w", newline="") as f:
-    w = csv.writer(f)
-    for vid, ts, box, action, extra in rows:
-      w.writerow([vid, f"{int(ts):04d}"] + [f"{float(v):.6f}" for v in box] +
-                 ["" if int(action) < 0 else int(action),
-                  f"{float(extra):.6f}" if scores else int(extra)])
+  rows in the box CSV format (ava_io.write_csv: the last column a score when
+  `scores`, else an integer person id)."""
+  from vidjax.tasks.detection import ava_io
+  ava_io.write_csv(path, rows, scores=scores)
 
 
 def read_label_map(path: str) -> dict:

@@ -160,21 +160,22 @@ def batches(kset: KeyframeSet, batch_size: int, spec: ClipSpec, seed: int,
 
 
 def prediction_rows(kset: KeyframeSet, batch: dict, probs: np.ndarray,
-                    class_ids: Sequence[int]):
-  """AVA prediction rows (video_id, timestamp, box, action_id, score) of a
-  test batch's per-box class probabilities probs [B, M, K] (real rows and
-  boxes only; boxes in the letterboxed square frame, i.e. the original's
-  coordinates for square videos)."""
+                    class_ids: Sequence[int]) -> list:
+  """AVA result rows (ava_io.AvaRow: video_id, timestamp, box, action_id,
+  score) of an evaluation batch (make_batch without rng) and its per-box
+  class probabilities probs [B, M, K]: real rows and boxes only, each box
+  in the keyframe's own coordinates (before the letterbox)."""
+  from vidjax.tasks.detection import ava_io
   rows = []
   valid = batch.get("valid", np.ones(len(batch["index"]), bool))
+  m = batch["box_mask"].shape[1]
   for row, i in enumerate(batch["index"]):
-    if not valid[row]:
-      continue
     kf = kset.keyframes[int(i)]
-    for j in np.flatnonzero(batch["box_mask"][row]):
-      for c, cid in enumerate(class_ids):
-        rows.append((kf.video_id, kf.timestamp, batch["boxes"][row, j],
-                     int(cid), float(probs[row, j, c])))
+    order = np.argsort(-kf.scores, kind="stable")[:m]   # as make_batch
+    if valid[row] and len(order):
+      rows += ava_io.detections_to_rows(
+          kf.video_id, kf.timestamp, kf.boxes[order], probs[row, :len(order)],
+          class_ids, batch["box_mask"][row, :len(order)])
   return rows
 
 
