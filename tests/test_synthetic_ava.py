@@ -182,3 +182,24 @@ def test_bad_settings_name_the_config_key():
       sa.make_config(**kw)
   with pytest.raises(VidjaxError, match="unknown synthetic_ava"):
     sa.make_config(videos=3)
+
+
+def test_one_frame_does_not_tell_the_labels():
+  # contrast: dim in half the frames whether the actor flashes or not
+  rng = np.random.default_rng(0)
+  for flash in (True, False):
+    dim = np.mean([ar.contrast(rng, flash, 64)[KF] == ar.DIM
+                   for _ in range(2000)])
+    assert abs(dim - 0.5) < 0.03, (flash, dim)
+  # box side and position within the cell: the same in every class
+  side = {c: [] for c in range(ar.NUM_ACTIONS)}
+  pos = {c: [] for c in range(ar.NUM_ACTIONS)}
+  for i in range(600):
+    for a in ar.plan(0, "train", i):
+      for c in np.flatnonzero(a["labels"]):
+        side[c].append(a["side"])
+        pos[c].append(a["x0"][KF] % 32)
+  means = [np.mean(side[c]) for c in side]
+  assert max(means) - min(means) < 1.0
+  spread = [np.mean(pos[c]) for c in pos]
+  assert max(spread) - min(spread) < 1.0
