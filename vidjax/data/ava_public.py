@@ -230,9 +230,10 @@ def load(cfg) -> dict:
       keyframes = group_keyframes(det, class_ids, excluded, gt=False,
                                   seconds=VALID_SECONDS)
     for vid in sorted({k[0] for k in keyframes}):
-      if not os.path.isdir(os.path.join(frames_dir, vid)):
-        raise VidjaxError(f"ava: no frame folder {os.path.join(frames_dir, vid)}"
-                          f" for video {vid} of {GT_FILES[split]}")
+      folder = os.path.join(frames_dir, vid)
+      if not os.path.isdir(folder):
+        raise VidjaxError(f"ava: no frame folder {folder} for video {vid} "
+                          f"of {GT_FILES[split]}")
     out[split] = (keyframes, frames)
   files.setdefault("detector_csv", "")
   return out

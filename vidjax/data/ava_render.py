@@ -11,9 +11,10 @@ a pure function of (seed, split, index) and the shape settings:
   background, noise from `render_params`) with the object moving on the
   patch's torus along `synthetic_render.sample_trajectory` of its motion
   class (object sizes x SIZE_SCALE = 1.5: half-extent 4.5-9 px at S = 32,
-  speed 0.5-1.5 px / frame at S = 32, as synthetic_motion). The patch drifts slowly across its cell (linear path between two
-  uniform positions, rounded to whole pixels, <= 0.25 px / frame): the box
-  moves with the actor and always holds every pixel drawn for it.
+  speed 0.5-1.5 px / frame at S = 32, as synthetic_motion). The patch
+  drifts slowly across its cell (linear path between two uniform
+  positions, rounded to whole pixels, <= 0.25 px / frame): the box moves
+  with the actor and always holds every pixel drawn for it.
 * Actions: each actor performs one of the 8 `synthetic_motion` motion classes
   (translate right / left / up / down, rotate cw / ccw, grow, shrink), all
   different within a video, for the whole video. With probability
@@ -178,7 +179,8 @@ def detections(seed: int, split: str, index: int, gt: np.ndarray):
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   """IoU of boxes a [..., 4] and b [..., 4] (x1, y1, x2, y2), elementwise."""
-  lo, hi = np.maximum(a[..., :2], b[..., :2]), np.minimum(a[..., 2:], b[..., 2:])
+  lo = np.maximum(a[..., :2], b[..., :2])
+  hi = np.minimum(a[..., 2:], b[..., 2:])
   inter = np.prod(np.clip(hi - lo, 0, None), -1)
   area = lambda z: np.prod(np.clip(z[..., 2:] - z[..., :2], 0, None), -1)
   return inter / np.maximum(area(a) + area(b) - inter, 1e-12)
