@@ -72,9 +72,19 @@ def config_rows():
       yield (f"{stem}:{arg}" if arg else stem), config
 
 
+def configured_model(config):
+  """(model, clip shape); a detection config (task "detection") counts its
+  detector on one full-frame box per clip (vidjax/tasks/detection/model.py:
+  AVA's 80-class head for "ava")."""
+  if config.get("task") == "detection":
+    from vidjax.tasks.detection.model import configured_model as detector
+    return detector(config)
+  return costs.configured_model(config)
+
+
 def row(name: str, config, flops: bool) -> dict:
   from vidjax.preflight import NO_BUILDER  # noqa: PLC0415
-  model, shape = costs.configured_model(config)
+  model, shape = configured_model(config)
   out = {"config": name, "model": config.model.name,
          "input_shape": list(shape), "params": costs.count_params(model, shape),
          # False: an architecture entry (its dataset has no vidjax builder).
