@@ -205,6 +205,58 @@ def detection_map(ground_truth: Mapping, predictions: Mapping,
           "num_predictions": n_pred}
 
 
+def chance_map(ground_truth: Mapping, predictions: Mapping,
+               thresholds=ACTIVITYNET_THRESHOLDS, draws: int = 20,
+               seed: int = 0, ambiguous=None,
+               class_names: Sequence[str] | None = None) -> dict:
+  """The chance level of these detections: their average mAP when the class
+  labels carry no information, over `draws` seeded Monte-Carlo draws.
+
+  Every segment and score is kept; only which classes a segment is reported
+  under is redrawn: the rows of one segment (same video, start and end: a
+  detector reports one temporal location under several classes) get
+  distinct classes drawn at random from the class set (`class_names`, default
+  the ground truth's and the predictions' labels), so a segment reported
+  under every class gets a random permutation of its class scores and one
+  reported once gets one uniform random class. The level depends on the
+  detections, not only on K: a detector that reports each found action once
+  has a chance level near 1/K^2; one that reports it under every class (as a
+  detector whose class scores carry no information does) near the class's
+  share of the ground truth, 1/K, plus what VOC interpolation adds to a random
+  ranking -- much more when a class has few ground truths (the expected
+  non-interpolated AP of a random ranking of n positives among N items is
+  (n-1)/(N-1) + H_N (N-n) / (N(N-1)); tests/test_localization_chance.py).
+
+  Returns {"mean", "std", "min", "max", "draws": [average mAP per draw]}.
+  """
+  names = sorted(set(class_names or ()) | {
+      r["label"] for rows in ground_truth.values() for r in rows} | {
+      r["label"] for rows in predictions.values() for r in rows})
+  groups = {}
+  for v, rows in predictions.items():
+    for i, r in enumerate(rows):
+      key = (v, float(r["segment"][0]), float(r["segment"][1]))
+      groups.setdefault(key, []).append(i)
+  if any(len(g) > len(names) for g in groups.values()):
+    raise VidjaxError("chance_map: a segment is reported under more labels "
+                      "than there are classes (duplicate rows?)")
+  rng = np.random.default_rng(seed)
+  got = []
+  for _ in range(int(draws)):
+    labels = {v: [r["label"] for r in rows] for v, rows in predictions.items()}
+    for (v, _, _), idx in groups.items():
+      for i, c in zip(idx, rng.choice(len(names), len(idx), replace=False)):
+        labels[v][i] = names[c]
+    shuffled = {v: [dict(r, label=lab) for r, lab in zip(rows, labels[v])]
+                for v, rows in predictions.items()}
+    got.append(detection_map(ground_truth, shuffled, thresholds,
+                             ambiguous)["average_map"])
+  got = np.asarray(got if got else [0.0], np.float64)
+  return {"mean": float(got.mean()), "std": float(got.std()),
+          "min": float(got.min()), "max": float(got.max()),
+          "draws": got.tolist() if draws else []}
+
+
 def recall_at_proposals(ground_truth: Mapping, proposals: Mapping,
                         max_proposals: int = 100,
                         thresholds=PROPOSAL_THRESHOLDS, num_points: int = 100):
