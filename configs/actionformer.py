@@ -25,6 +25,15 @@ activitynet) --config.dataset.manual_dir=... --config.dataset.features_dir=...
 (pre-extracted features; vidjax/data/untrimmed_public.py) and max_len /
 max_segments to fit them (longer training videos are cropped).
 
+Controls (issue #20's bar; benchmarks/RESULTS.md): --config.loss.reg_weight=0
+disables the regression head (its loss off, and every point proposes
+[t - s, t + s], s its level's stride); --config.dataset.label_permutation=
+shuffle (the training instances' labels shuffled among themselves: chance)
+or =derangement (every training label c -> (c + 1) mod K: the issue's "labels
+permuted"). The final evaluation also reports the detections' chance level,
+eval/chance_average_map (+ _std; `eval_chance_draws` seeded draws of
+evaluate.chance_map, 0: off).
+
 Variants: "" (the above); "tiny": seconds-long run for the tests (a 2-step
 backbone, 4 short videos, a small detector, 4 steps).
 """
@@ -46,6 +55,7 @@ def get_config(arg: str = "", two_stage: bool = False):
   config.log_every_steps = 50
   config.eval_every_steps = 300
   config.checkpoint_every_steps = 100
+  config.eval_chance_draws = 20  # final eval: the detections' chance level
 
   d = config.dataset
   d.name = "synthetic_untrimmed"
@@ -53,6 +63,7 @@ def get_config(arg: str = "", two_stage: bool = False):
   d.max_segments = 4        # action instances per video (padding: masked)
   d.window_stride = 4       # stored frames between feature windows
   d.backbone_run = ""       # a vidjax classification run; "": train `backbone`
+  d.label_permutation = "none"  # control: "none" | "shuffle" | "derangement"
   # synthetic_untrimmed build settings (SyntheticUntrimmedConfig fields).
   d.synthetic = ml_collections.ConfigDict({
       "train_videos": 256, "test_videos": 64, "min_frames": 256,

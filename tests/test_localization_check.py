@@ -1,9 +1,12 @@
 """tools.localization_check's controls and config (no training here: the
 check itself runs as `python -m tools.localization_check`)."""
 import numpy as np
+import pytest
 
 from tools import localization_check as lc
+from vidjax.errors import VidjaxError
 from vidjax.tasks.localization import data, train_step
+from vidjax.tasks.localization import task as loc_task
 from vidjax.tasks.localization.timing import FeatureTiming
 
 
@@ -16,7 +19,8 @@ def _seqs():
 
 def test_permuted_labels_keep_the_multiset_and_segments():
   seqs = _seqs()
-  out = lc.permute_labels(seqs, seed=1)
+  out = loc_task.permute_train_labels(
+      seqs, lc.CONTROL_PERMUTATION["permuted_labels"], 8, seed=1)
   before = np.concatenate([s.labels for s in seqs])
   after = np.concatenate([s.labels for s in out])
   assert sorted(before) == sorted(after) and (before != after).any()
@@ -25,8 +29,33 @@ def test_permuted_labels_keep_the_multiset_and_segments():
 
 
 def test_permuted_classes_is_a_derangement():
-  out = lc.shift_classes(_seqs(), 4)
+  out = loc_task.permute_train_labels(
+      _seqs(), lc.CONTROL_PERMUTATION["permuted_classes"], 4)
   np.testing.assert_array_equal(out[1].labels, [2, 3, 0])
+  assert [len(s.labels) for s in out] == [1, 3, 2]
+  seqs = _seqs()
+  assert loc_task.permute_train_labels(seqs, "none", 4) is seqs
+  with pytest.raises(VidjaxError, match="config.dataset.label_permutation="):
+    loc_task.permute_train_labels(seqs, "reverse", 4)
+
+
+def test_verdicts_read_against_the_bar_and_the_chance_level():
+  chance = {"mean": 0.17, "std": 0.01, "draws": 20}
+  row = {"average_map": 0.174, "map": {"0.5": 0.18, "0.7": 0.15},
+         "chance": chance}
+  v = lc.verdict("permuted_labels", row)
+  assert v.startswith("at chance") and " met;" in v and "; at chance" in v
+  v = lc.verdict("permuted_classes", row)
+  assert "NOT met" in v and "at chance (0.170 +- 0.010, 20 draws)" in v
+  low = dict(row, average_map=0.053)
+  assert "met; below chance" in lc.verdict("permuted_classes", low)
+  good = {"average_map": 0.87, "map": {"0.5": 0.9, "0.7": 0.78},
+          "chance": dict(chance, mean=0.07)}
+  assert "met; above chance" in lc.verdict("none", good)
+  assert "NOT met" in lc.verdict("none", dict(good, **{"ar@10_tiou0.5": 0.5}))
+  assert "NOT met" in lc.verdict("no_regression", good)
+  assert "NOT met" in lc.verdict("permuted_labels", dict(good, chance=dict(
+      chance, mean=0.07)))
 
 
 def test_default_configs_build():

@@ -113,6 +113,17 @@ def preflight(config, mesh):
   if config.get("grad_accum_steps", 1) != 1:
     raise VidjaxError("config.grad_accum_steps: the localization step takes "
                       "whole batches (set 1)")
+  if d.get("label_permutation", "none") not in LABEL_PERMUTATIONS:
+    raise VidjaxError(f"config.dataset.label_permutation="
+                      f"{d.label_permutation!r}: one of "
+                      f"{', '.join(LABEL_PERMUTATIONS)}")
+  for key in ("reg_weight", "roi_weight"):
+    w = config.get("loss", {}).get(key, 1.0)
+    if not isinstance(w, (int, float)) or w < 0:
+      raise VidjaxError(f"config.loss.{key} must be a number >= 0, got {w!r}")
+  if int(config.get("eval_chance_draws", 0)) < 0:
+    raise VidjaxError("config.eval_chance_draws must be >= 0, got "
+                      f"{config.eval_chance_draws}")
   if config.init_from.checkpoint_path:
     raise VidjaxError("config.init_from.checkpoint_path: not supported by "
                       "the localization task")
@@ -162,6 +173,32 @@ def backbone_run(config, workdir: str, log=print) -> str:
   return work
 
 
+LABEL_PERMUTATIONS = ("none", "shuffle", "derangement")
+
+
+def permute_train_labels(seqs, mode: str, num_classes: int, seed: int = 0):
+  """The training labels of a control run (`dataset.label_permutation`):
+  "shuffle" shuffles the instances' labels among themselves (the classes
+  carry no information: the detector can only reach chance), "derangement"
+  maps every label c -> (c + 1) mod K (a fixed permutation of the label set
+  with no fixed point: a detector that follows its labels is wrong on every
+  test class). Segments, features and timing are kept."""
+  if mode == "none":
+    return seqs
+  if mode == "shuffle":
+    flat = np.random.default_rng(seed).permutation(
+        np.concatenate([s.labels for s in seqs]))
+  elif mode == "derangement":
+    flat = (np.concatenate([s.labels for s in seqs]) + 1) % num_classes
+  else:
+    raise VidjaxError(f"config.dataset.label_permutation={mode!r}: one of "
+                      f"{', '.join(LABEL_PERMUTATIONS)}")
+  ends = np.cumsum([len(s.labels) for s in seqs])[:-1]
+  return [data_lib.Sequence(s.video_id, s.inputs, s.timing, s.duration,
+                            s.segments, lab.astype(np.asarray(s.labels).dtype))
+          for s, lab in zip(seqs, np.split(flat, ends))]
+
+
 class Localization(base.Task):
   """The Task (vidjax/tasks/base.py) of temporal action localization."""
 
@@ -195,6 +232,11 @@ class Localization(base.Task):
     if not ds["train"] or not ds["test"]:
       raise VidjaxError(f"config.dataset.name={d.name}: no train or no test "
                         "videos")
+    mode = d.get("label_permutation", "none")
+    if mode != "none":
+      ds["train"] = permute_train_labels(ds["train"], mode,
+                                         len(ds["class_names"]), config.seed)
+      log(f"control: training labels permuted ({mode})")
     self.input_dim = int(np.shape(ds["train"][0].inputs)[1])
     out = types.SimpleNamespace(**{k: ds[k] for k in (
         "train", "test", "class_names", "database", "ambiguous")})
@@ -228,7 +270,14 @@ class Localization(base.Task):
     return len(class_names(config))
 
   def make_eval_step(self, config):
-    return train_step.make_localization_eval_step(config)
+    step = train_step.make_localization_eval_step(config)
+    if float(config.loss.get("reg_weight", 1.0)) > 0:
+      return step
+
+    def fixed_offsets(state, batch):  # head disabled: [t - s, t + s]
+      out = step(state, batch)
+      return dict(out, offsets=jax.numpy.ones_like(out["offsets"]))
+    return fixed_offsets
 
   def evaluate(self, ctx: base.EvalContext, state, eval_step, step: int):
     from vidjax import sharding  # noqa: PLC0415
@@ -263,6 +312,13 @@ class Localization(base.Task):
     result["eval/num_videos"] = float(len(loader.sequences))
     if step != ctx.num_steps or not ctx.is_main:
       return result, None
+    draws = int(config.get("eval_chance_draws", 0))
+    if draws:  # the final detections' chance level (evaluate.chance_map)
+      chance = ev.chance_map(gt, preds, thresholds, draws, seed=config.seed,
+                             ambiguous=data.ambiguous or None,
+                             class_names=data.class_names)
+      result["eval/chance_average_map"] = chance["mean"]
+      result["eval/chance_average_map_std"] = chance["std"]
 
     def record():  # the final evaluation's files
       out = os.path.join(ctx.workdir, "eval", f"test_step{step}")
@@ -285,6 +341,9 @@ class Localization(base.Task):
     for key in ("eval/map@0.5", "eval/map@0.7", "eval/ar@10_tiou0.5"):
       if key in final:
         line += f" {key[5:]}={final[key]:.4f}"
+    if "eval/chance_average_map" in final:
+      line += (f" (chance level {final['eval/chance_average_map']:.4f} +- "
+               f"{final['eval/chance_average_map_std']:.4f})")
     return line
 
 
