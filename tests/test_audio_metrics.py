@@ -13,11 +13,13 @@ from vidjax.errors import VidjaxError
 
 
 def _mir_eval():
-  return pytest.importorskip("mir_eval.separation", reason="mir_eval (test-only oracle) is not installed")
+  return pytest.importorskip("mir_eval.separation",
+                             reason="mir_eval (test-only oracle) is not installed")
 
 
 def _sklearn():
-  return pytest.importorskip("sklearn.metrics", reason="scikit-learn (test-only oracle) is not installed")
+  return pytest.importorskip("sklearn.metrics",
+                             reason="scikit-learn (test-only oracle) is not installed")
 
 
 def _oracle_bss(separation, ref, est, perm):
@@ -89,7 +91,8 @@ def test_si_sdr_closed_form():
 def test_average_precision_hand_value():
   assert am.average_precision([1, 0, 1], [0.9, 0.8, 0.7]) == pytest.approx((1 + 2 / 3) / 2)
   # a tie between a positive and a negative counts as one threshold
-  assert am.average_precision([1, 0, 1, 0], [0.9, 0.5, 0.5, 0.1]) == pytest.approx(0.5 + 0.5 * 2 / 3)
+  ap = am.average_precision([1, 0, 1, 0], [0.9, 0.5, 0.5, 0.1])
+  assert ap == pytest.approx(0.5 + 0.5 * 2 / 3)
 
 
 def test_map_and_auc_match_sklearn():

@@ -324,7 +324,8 @@ def istft(s, c: LogMelConfig, length: Optional[int] = None):
   exceeds the dtype's tiny; `center` trims n_fft // 2 at the start; `length`
   zero-pads or clips the output (Griffin & Lim, IEEE TASSP 1984, eq. 6)."""
   if c.framing != "librosa":
-    raise VidjaxError("audio.framing: istft needs librosa framing (kaldi frames are not invertible)")
+    raise VidjaxError("audio.framing: istft needs librosa framing "
+                      "(kaldi frames are not invertible)")
   xp = _xp(s)
   n_frames = s.shape[-2]
   if length:
