@@ -3,8 +3,9 @@ Kaldi-fbank frames, on synthesized tones, chirps and noise (nothing downloaded).
 
 Tolerances: STFT and mel filterbank to 1e-10 relative (float64); log-mel to
 1e-4 dB *absolute* on the dB values (the issue's bar; that is 2.3e-5 relative on
-power) for the numpy path and for the jnp path under x64; float32 jnp within
-2e-3 dB of the float64 path (float32 rounding on 80 dB of dynamic range).
+power) for the numpy path and for the jnp path under x64 (measured: 2e-9 dB);
+float32 jnp within 2e-3 dB of the float64 path on bins within 80 dB of the
+example's peak (float32 rounding).
 """
 import dataclasses
 import json
@@ -101,8 +102,12 @@ def test_istft_matches_librosa_and_reconstructs(setting):
   assert np.max(np.abs(np.asarray(y32) - batch)) <= 1e-5
 
 
-def test_jnp_float32_batched_matches_numpy_float64():
-  c = SETTINGS["visualvoice_reflect"]
+@pytest.mark.parametrize("setting", sorted(SETTINGS))
+def test_jnp_float32_batched_matches_numpy_float64(setting):
+  """float32 (the training dtype) holds 2e-3 dB on bins within 80 dB of the
+  example's peak; further down the float32 FFT's rounding floor dominates
+  (0.9 dB at -150 dB without top_db: use x64 for parity there)."""
+  c = SETTINGS[setting]
   batch = np.stack([_signal(k, c.sample_rate, seed=i) for i, k in
                     enumerate(["tone", "chirp", "noise", "noise"])])
   want = np.stack([fe.log_mel(b, c) for b in batch])  # numpy float64, one at a time
@@ -110,7 +115,8 @@ def test_jnp_float32_batched_matches_numpy_float64():
   got = fn(jnp.asarray(batch, jnp.float32))
   assert got.shape == (4, fe.num_frames(batch.shape[1], c), c.n_mels)
   assert got.dtype == jnp.float32
-  assert np.max(np.abs(np.asarray(got) - want)) <= 2e-3
+  live = want > want.max(axis=(1, 2), keepdims=True) - 80.0
+  assert np.max(np.abs(np.asarray(got) - want)[live]) <= 2e-3
   spec32 = np.asarray(jax.jit(lambda a: fe.spectrogram(a, c))(jnp.asarray(batch, jnp.float32)))
   spec64 = fe.spectrogram(batch, c)
   assert np.max(np.abs(spec32 - spec64)) <= 1e-5 * spec64.max()
