@@ -188,6 +188,7 @@ def frames(x, c: LogMelConfig):
   """[..., samples] -> windowed frames [..., frames, win_length] (before the
   window's placement into n_fft)."""
   xp = _xp(x)
+  x = x if xp is jnp else np.asarray(x)
   n = x.shape[-1]
   if c.framing == "librosa" and c.center:
     p = c.n_fft // 2
