@@ -2,7 +2,8 @@
 
   python -m tools.localization_check [--steps=300] [--mode=one_stage]
       [--control=none] [--cache_dir=~/.cache/vidjax/localization_check]
-      [--out=FILE.json]
+      [--out=FILE.json] [--predictions=FILE.json] [--seed=0]
+      [--chance_draws=20]
 
 A cheap, honest stand-in for a trained backbone (issue #20, item 3): a small
 vidjax video model, `configs/early_fusion.py` trained on `synthetic_motion`
@@ -161,7 +162,7 @@ def train(config, train_seqs, num_classes: int, log=print):
 
 
 def evaluate(config, state, feats, control: str = "none",
-             chance_draws: int = 20) -> dict:
+             chance_draws: int = 20, predictions_path: str = "") -> dict:
   """average mAP 0.3:0.7, mAP@0.5/0.7 (+ AR@10 at 0.5 in two-stage mode),
   the detections' chance level (evaluate.chance_map) and the verdict."""
   import jax
@@ -184,6 +185,8 @@ def evaluate(config, state, feats, control: str = "none",
   gt = annotations.ground_truth(
       {v.video_id: feats["database"][v.video_id] for v in test},
       "validation")
+  if predictions_path:
+    ev.write_predictions(predictions_path, preds)
   res = ev.detection_map(gt, preds, ev.THUMOS_THRESHOLDS)
   out = {"average_map": float(res["average_map"]),
          "map": {f"{t:.1f}": float(m) for t, m in
@@ -231,7 +234,8 @@ def verdict(control: str, row: dict) -> str:
 
 
 def check(mode: str = "one_stage", steps: int = 300, control: str = "none",
-          cache_dir: str = "", log=print, chance_draws: int = 20) -> dict:
+          cache_dir: str = "", log=print, chance_draws: int = 20,
+          predictions_path: str = "", seed: int = 0) -> dict:
   """Features (cached), training, evaluation: the result row."""
   cache_dir = os.path.expanduser(cache_dir or os.path.join(
       "~", ".cache", "vidjax", "localization_check"))
@@ -240,6 +244,7 @@ def check(mode: str = "one_stage", steps: int = 300, control: str = "none",
   feats = features(cache_dir, log)
   t1 = time.time()
   config = default_config(mode, steps)
+  config.seed = seed
   train_seqs = feats["train"]
   from vidjax.tasks.localization import task as loc_task
   if control in CONTROL_PERMUTATION:
@@ -253,7 +258,8 @@ def check(mode: str = "one_stage", steps: int = 300, control: str = "none",
   row = {"mode": mode, "control": control, "steps": steps,
          "backbone": f"{BACKBONE[0]} ({BACKBONE[1]} steps, synthetic_motion "
                      "motion)", **evaluate(config, state, feats, control,
-                                             chance_draws),
+                                             chance_draws, predictions_path),
+         "seed": seed,
          "final_train_loss": last.get("train/loss"),
          "features_seconds": round(t1 - t0, 1),
          "train_seconds": round(t2 - t1, 1),
@@ -267,7 +273,8 @@ def main(argv):
   logging.set_verbosity(logging.ERROR)  # orbax's restore notes
   f = flags.FLAGS
   row = check(f.mode, f.steps, f.control, f.cache_dir,
-              chance_draws=f.chance_draws)
+              chance_draws=f.chance_draws, predictions_path=f.predictions,
+              seed=f.seed)
   print(json.dumps(row, indent=1))
   m = row["map"]
   print(f"{row['mode']} ({row['control']}): average mAP 0.3:0.7 = "
@@ -291,6 +298,10 @@ if __name__ == "__main__":
   flags.DEFINE_string("cache_dir", "", "Backbone run and feature cache "
                       "(default ~/.cache/vidjax/localization_check).")
   flags.DEFINE_string("out", "", "Write the result row as JSON here.")
+  flags.DEFINE_string("predictions", "", "Write the test detections here "
+                      "(ActivityNet result JSON).")
+  flags.DEFINE_integer("seed", 0, "Detector init, batches and the "
+                       "permuted_labels shuffle.")
   flags.DEFINE_integer("chance_draws", 20, "Monte-Carlo draws of the "
                        "detections' chance level (0: skip).")
   app.run(main)

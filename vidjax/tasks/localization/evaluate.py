@@ -216,7 +216,8 @@ def chance_map(ground_truth: Mapping, predictions: Mapping,
   under is redrawn: the rows of one segment (same video, start and end: a
   detector reports one temporal location under several classes) get
   distinct classes drawn at random from the class set (`class_names`, default
-  the ground truth's and the predictions' labels), so a segment reported
+  the ground truth's and the predictions' labels; more rows than classes
+  take each class about equally often), so a segment reported
   under every class gets a random permutation of its class scores and one
   reported once gets one uniform random class. The level depends on the
   detections, not only on K: a detector that reports each found action once
@@ -237,15 +238,16 @@ def chance_map(ground_truth: Mapping, predictions: Mapping,
     for i, r in enumerate(rows):
       key = (v, float(r["segment"][0]), float(r["segment"][1]))
       groups.setdefault(key, []).append(i)
-  if any(len(g) > len(names) for g in groups.values()):
-    raise VidjaxError("chance_map: a segment is reported under more labels "
-                      "than there are classes (duplicate rows?)")
   rng = np.random.default_rng(seed)
   got = []
   for _ in range(int(draws)):
     labels = {v: [r["label"] for r in rows] for v, rows in predictions.items()}
     for (v, _, _), idx in groups.items():
-      for i, c in zip(idx, rng.choice(len(names), len(idx), replace=False)):
+      # distinct classes; a group of more than K rows (points whose segments
+      # coincide, e.g. clipped to the video) cycles through permutations
+      cls = np.concatenate([rng.permutation(len(names)) for _ in range(
+          -(-len(idx) // len(names)))])
+      for i, c in zip(idx, cls):
         labels[v][i] = names[c]
     shuffled = {v: [dict(r, label=lab) for r, lab in zip(rows, labels[v])]
                 for v, rows in predictions.items()}
