@@ -142,6 +142,15 @@ def get_config():
   config.dataset.jpeg_quality = 90  # stored JPEG quality (1-100)
   config.dataset.min_frames = -1    # fewer stored frames: skipped; -1: num_frames
   config.dataset.build_workers = 0  # decoding processes at build; 0: one per core
+  # Audio tracks (issue #22; vidjax/audio/decode.py): stored beside the frames
+  # (int16 mono at sample_rate) and batch["audio"] = each clip's window.
+  config.dataset.audio = ml_collections.ConfigDict()
+  config.dataset.audio.enabled = False  # False: no audio decoded or batched
+  config.dataset.audio.sample_rate = 16000  # Hz, resampled by PyAV
+  config.dataset.audio.missing = "silence"  # no/corrupt track: "silence"|"refuse"
+  config.dataset.audio.features = "waveform"  # "waveform" | "log_mel"
+  config.dataset.audio.log_mel = "ast_kaldi"  # vidjax.audio.frontend.PRESETS
+  config.dataset.audio.window_fps = 0.0  # window = frames*stride/this s; 0: fps
 
   config.model = ml_collections.ConfigDict()
   config.model.name = ""

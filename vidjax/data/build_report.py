@@ -23,13 +23,16 @@ class Report:
   empty_classes: list
   where: str = ""
   build: "BuildSummary | None" = None  # set when this call built it
+  no_audio: list = dataclasses.field(default_factory=list)  # audio builds
 
   def lines(self, limit: int | None = None) -> list:
     out = [f"{self.name}: " + ", ".join(
         f"{n} {s} videos" for s, n in self.num_videos.items())]
     for title, rows in (("videos skipped", self.skipped),
                         ("non-video files ignored", self.ignored),
-                        ("listed videos missing", self.missing)):
+                        ("listed videos missing", self.missing),
+                       ("videos with no usable audio (stored as silence)",
+                        self.no_audio)):
       if rows:
         out.append(f"{len(rows)} {title}:")
         out += [f"  {p} — {why}" for p, why in rows[:limit]]

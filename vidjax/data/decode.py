@@ -101,7 +101,7 @@ def decode_to_jpegs(path: str, resize_short: int = 128, fps: float = 0.0,
   Returns:
     {"frames": [bytes, ...], "height": H, "width": W, "fps": stored frame
     rate (0.0 if unknown), "native_frames": frames decoded before `fps`
-    subsampling}.
+    subsampling, "t0": the first stored frame's time in seconds}.
 
   Raises:
     BadVideo: empty, unopenable (corrupt/truncated/not a video), no video
@@ -139,6 +139,8 @@ def decode_to_jpegs(path: str, resize_short: int = 128, fps: float = 0.0,
         n += 1
         if not selector.keep(t):
           continue
+        if not jpegs:
+          t0 = float(t)  # the first stored frame's time (audio alignment)
         bgr = frame.to_ndarray(format="bgr24")
         if size is None:
           size = target_size(bgr.shape[0], bgr.shape[1], resize_short)
@@ -159,7 +161,7 @@ def decode_to_jpegs(path: str, resize_short: int = 128, fps: float = 0.0,
   stored_fps = (float(1 / selector.step) if selector.step is not None
                 else native_rate or 0.0)
   return {"frames": jpegs, "height": size[0], "width": size[1],
-          "fps": stored_fps, "native_frames": n}
+          "fps": stored_fps, "native_frames": n, "t0": t0}
 
 
 def decode_jpegs(jpegs: Sequence[bytes], indices, height: int,

@@ -26,6 +26,14 @@ Work units: a batch is `plan`ned into groups of slots that share one video
 sampling), and `assemble` stacks, pads and mixes. `batch` runs all three in
 the caller; with config.dataset.worker_processes != 0, `iterate` runs `make`
 in worker processes (vidjax/data/clip_workers.py) with the same bytes out.
+
+Audio (config.dataset.audio.enabled, issue #22; vidjax/audio/decode.py): a
+source whose examples carry an "audio" track gives each clip the samples from
+the time its first frame shows (the same temporal start as the frames: the
+train clip's random start, each test view's start), `AudioSpec.window_samples`
+long, zero-padded; batch["audio"] stacks them (float32 [B, samples], or log-mel
+[B, frames, mels] with features="log_mel"; eval padding: zeros). Off (the
+default), batches have no "audio" key and nothing else changes.
 """
 import collections
 import concurrent.futures
@@ -49,6 +57,7 @@ class ClipSpec(NamedTuple):
   aug: AugmentSpec = AugmentSpec()
   test_crop_size: int = 0  # 0: crop_size
   worker_processes: int = 0  # iterate: 0 threads; N (-1: one per core) procs
+  audio: object = None  # vidjax.audio.decode.AudioSpec; None: no audio
 
   @classmethod
   def from_config(cls, dataset_config, num_classes: int = 0) -> "ClipSpec":
@@ -68,9 +77,16 @@ class ClipSpec(NamedTuple):
     if procs < -1:
       raise VidjaxError("config.dataset.worker_processes must be -1 (one per "
                         f"core), 0 (threads) or a process count, got {procs}")
+    from vidjax.audio.decode import AudioSpec  # noqa: PLC0415
+    audio = AudioSpec.from_config(d)
+    if audio is not None and (procs or aug.mixing):
+      raise VidjaxError(
+          "config.dataset.audio.enabled needs config.dataset.worker_processes"
+          "=0 and no mixup_alpha/cutmix_alpha (clips with audio are made in "
+          "threads and not mixed)")
     return cls(int(d.num_frames), int(d.frame_stride), int(d.crop_size),
                bool(d.get("flip", False)), aug,
-               int(d.get("test_crop_size", 0)), procs)
+               int(d.get("test_crop_size", 0)), procs, audio)
 
   @property
   def test_crop(self) -> int:
@@ -128,6 +144,24 @@ def read_frames(video, indices, window=None) -> np.ndarray:
     return video[indices]
   y, x, h, w = window
   return video[indices, y:y + h, x:x + w]
+
+
+def _audio_clip(spec: ClipSpec, ex: dict, start: int) -> np.ndarray:
+  """The audio window of the clip whose first stored frame is `start`."""
+  track = ex.get("audio")
+  if track is None:
+    raise VidjaxError("config.dataset.audio.enabled: this dataset stores no "
+                      "audio (video_folder and the public datasets do)")
+  return track.clip(int(start), spec.audio.window_samples)
+
+
+def _with_audio(spec: ClipSpec, out: dict, clips: list) -> dict:
+  """Moves the audio windows of (video, audio) clips into out["audio"]."""
+  n = spec.audio.window_samples
+  waves = np.stack([np.zeros(n, np.float32) if c is None else c[1]
+                    for c in clips])
+  out["audio"] = spec.audio.features_of(waves)
+  return out
 
 
 def _groups(keys) -> list:
@@ -216,7 +250,7 @@ class TrainLoader:
     for (_, slots), ex in zip(groups, loaded):
       video = decode.shared_frames(ex["video"], len(slots))
       out.append(([self._augment(video, np.random.default_rng(
-          (self.seed, step, self.positions[s]))) for s in slots],
+          (self.seed, step, self.positions[s])), ex) for s in slots],
                   int(ex["label"])))
     return out
 
@@ -226,6 +260,9 @@ class TrainLoader:
     for (_, slots), (made, label) in zip(groups, self.make(step, groups)):
       for s, clip in zip(slots, made):
         clips[s], labels[s] = clip, label
+    if self.spec.audio is not None:
+      return _with_audio(self.spec, self.assemble(
+          step, np.stack([c[0] for c in clips]), labels), clips)
     return self.assemble(step, np.stack(clips), labels)
 
   def assemble(self, step: int, videos: np.ndarray, labels) -> dict:
@@ -236,8 +273,9 @@ class TrainLoader:
       videos, labels = augment.mix_batch(videos, labels, rng, self.spec.aug)
     return {"video": videos, "label": labels}
 
-  def _augment(self, video, rng: np.random.Generator) -> np.ndarray:
-    """One training clip: start, resize/crop, flip, photometric (in order)."""
+  def _augment(self, video, rng: np.random.Generator, ex=None):
+    """One training clip: start, resize/crop, flip, photometric (in order);
+    (clip, its audio window) when audio is on."""
     spec, aug = self.spec, self.spec.aug
     start = rng.integers(0, max_start(len(video), spec) + 1)
     height, width = _hw(video)
@@ -249,6 +287,8 @@ class TrainLoader:
       clip = augment.hflip(clip)
     if aug.photometric:
       clip = augment.photometric(clip, rng, aug)
+    if spec.audio is not None:
+      return clip, _audio_clip(spec, ex, start)
     return clip
 
   def iterate(self, start_step: int, end_step: int, num_workers: int = 4,
@@ -300,7 +340,7 @@ class EvalLoader:
     out = []
     for (_, slots), ex in zip(groups, loaded):
       video = decode.shared_frames(ex["video"], len(slots))
-      out.append(([self._view(video, views[s] % self.views_per_video)
+      out.append(([self._view(video, views[s] % self.views_per_video, ex)
                    for s in slots], int(ex["label"])))
     return out
 
@@ -311,11 +351,14 @@ class EvalLoader:
     for (_, slots), (made, label) in zip(groups, self.make(b, groups)):
       for s, clip in zip(slots, made):
         clips[s], labels[s] = clip, label
-    real = [c for c in clips if c is not None]
+    sound = self.spec.audio is not None
+    videos = [c[0] if sound and c is not None else c for c in clips]
+    real = [c for c in videos if c is not None]
     pad = (np.zeros_like(real[0]) if real else
            np.zeros(self.clip_shape, np.uint8))
-    return self.assemble(b, np.stack([pad if c is None else c for c in clips]),
-                         labels)
+    out = self.assemble(b, np.stack([pad if c is None else c for c in videos]),
+                        labels)
+    return _with_audio(self.spec, out, clips) if sound else out
 
   def assemble(self, b: int, videos: np.ndarray, labels) -> dict:
     """The batch from its stacked clips (padding: zeros) and labels."""
@@ -324,7 +367,7 @@ class EvalLoader:
     return {"video": videos, "label": np.array(labels, np.int32),
             "mask": mask}
 
-  def _view(self, video, k: int) -> np.ndarray:
+  def _view(self, video, k: int, ex=None):
     spec, short = self.spec, self.spec.aug.test_resize_short
     height, width = _hw(video)
     rh, rw = augment.resized_dims(height, width, short)
@@ -338,6 +381,8 @@ class EvalLoader:
                                      spec.test_crop)
     window = sampling.window(height, width)
     frames = read_frames(video, frame_indices(len(video), spec, start), window)
+    if spec.audio is not None:
+      return sampling.apply(frames, window), _audio_clip(spec, ex, start)
     return sampling.apply(frames, window)
 
   def iterate(self, num_workers: int = 4, prefetch: int = 4) -> Iterator[dict]:

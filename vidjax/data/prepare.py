@@ -95,6 +95,8 @@ def stage_video(task: dict) -> dict:
     result = decode.decode_to_jpegs(task["path"], task["resize_short"],
                                     task["fps"], task["jpeg_quality"],
                                     threads=1)
+    if task.get("audio_rate"):  # config.dataset.audio.enabled
+      result.update(_stage_audio(task["path"], int(task["audio_rate"])))
   except decode.BadVideo as e:
     result = {"skip": str(e)}
   except Exception as e:  # noqa: BLE001 - one bad file never stops a build
@@ -107,7 +109,18 @@ def stage_video(task: dict) -> dict:
       f.write(task["rel"] + "\n")
   if "skip" in result:
     return {"skip": result["skip"]}
-  return {"bytes": sum(map(len, result["frames"]))}
+  return {"bytes": sum(map(len, result["frames"])) + (
+      result["audio"].nbytes if "audio" in result else 0)}
+
+
+def _stage_audio(path: str, rate: int) -> dict:
+  """The track as int16 at `rate` + its start time, or why there is none."""
+  from vidjax.audio import decode as audio  # noqa: PLC0415
+  try:
+    wave, t0 = audio.decode_audio(path, rate)
+  except audio.NoAudio as e:
+    return {"no_audio": str(e)}
+  return {"audio": audio.to_int16(wave), "audio_t0": t0}
 
 
 def _worker_main():

@@ -50,6 +50,9 @@ def settings(dataset_config) -> dict:
          "resize_short": int(cfg.get("resize_short", 128)),
          "fps": float(cfg.get("fps", 0.0)),
          "jpeg_quality": int(cfg.get("jpeg_quality", 90))}
+  audio = cfg.get("audio", None)
+  if audio is not None and audio.get("enabled", False):  # issue #22
+    out["audio_rate"] = int(audio.get("sample_rate", 16000))
   for field in _PATH_FIELDS:
     value = cfg.get(field, "") or ""
     out[field] = os.path.abspath(os.path.expanduser(value)) if value else ""

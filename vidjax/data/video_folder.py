@@ -39,6 +39,14 @@ named with its reason (`decode.BadVideo`). The report (videos skipped, files
 ignored, listed videos missing, classes without a usable video) is printed
 after the build, saved as `vidjax_report.txt` (+ `vidjax_index.json`) in the
 dataset's folder, and returned as `Report`.
+
+Audio (config.dataset.audio.enabled; off by default, and then nothing here
+changes): each video's audio track is also decoded (vidjax/audio/decode.py),
+resampled to config.dataset.audio.sample_rate and stored as int16 beside the
+frames (frame_store.py), with its start time and the first frame's; the rate
+joins the fingerprint. A video with no usable audio keeps silence and is named
+under "videos with no usable audio" in the report, or (missing="refuse")
+stops the build with a one-line error naming it.
 """
 from __future__ import annotations
 
@@ -73,6 +81,8 @@ class VideoFolderConfig(tfds.core.BuilderConfig):
   fps: float = 0.0
   jpeg_quality: int = 90
   workers: int = 0
+  audio_rate: int = 0  # Hz; 0: no audio stored
+  audio_missing: str = "silence"
   stager: "prepare.Stager | None" = dataclasses.field(default=None,
                                                       repr=False)
 
@@ -111,6 +121,9 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
     """Reads the staged videos (`prepare.Stager`) in listing order."""
     stager = self.builder_config.stager
     writer = frame_store.FrameWriter(self.data_dir, split)
+    cfg = self.builder_config
+    sound = (frame_store.AudioWriter(self.data_dir, split, cfg.audio_rate)
+             if cfg.audio_rate else None)
     for key, (rel, label) in enumerate(getattr(self.builder_config.listing,
                                                split)):
       out = stager.result(rel)
@@ -120,10 +133,15 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
       self._built[split].append((rel, label, len(out["frames"])))
       self.video_seconds += prepare.duration(out)
       first = writer.add(out["frames"], out["height"], out["width"])
+      if sound is not None:
+        _check_audio(rel, out, cfg.audio_missing)
+        sound.add(rel, out)
       yield key, {"first_frame": first, "num_frames": len(out["frames"]),
                   "height": out["height"], "width": out["width"],
                   "fps": out["fps"], "label": label, "path": rel}
     writer.close()
+    if sound is not None:
+      sound.close()
     self._finished.add(split)
 
   def _download_and_prepare(self, dl_manager, download_config):
@@ -141,6 +159,12 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
       json.dump(index, f)
 
 
+def _check_audio(rel: str, out: dict, missing: str):
+  if "no_audio" in out and missing == "refuse":
+    raise VidjaxError(f"{rel}: {out['no_audio']} (config.dataset.audio."
+                      "missing='refuse'; 'silence' keeps it silent)")
+
+
 class _NoUsableVideo(Exception):
   def __init__(self, splits):
     super().__init__(splits)
@@ -154,10 +178,12 @@ def source_sizes(listing: Listing) -> dict:
 
 
 def fingerprint(listing: Listing, resize_short: int, fps: float,
-                jpeg_quality: int, sizes: dict | None = None) -> str:
+                jpeg_quality: int, sizes: dict | None = None,
+                audio_rate: int = 0) -> str:
   """12 hex digits naming a build (see the module docstring)."""
   sizes = source_sizes(listing) if sizes is None else sizes
-  key = json.dumps({"root": listing.root, "classes": list(listing.class_names),
+  audio = {"audio_rate": int(audio_rate)} if audio_rate else {}
+  key = json.dumps({**audio, "root": listing.root, "classes": list(listing.class_names),
                     "train": [(p, y, sizes[p]) for p, y in listing.train],
                     "test": [(p, y, sizes[p]) for p, y in listing.test],
                     "resize_short": int(resize_short), "fps": float(fps),
@@ -206,21 +232,24 @@ def open_listing(listing: Listing, *, data_dir: str | None = None,
                  resize_short: int = 128, fps: float = 0.0,
                  jpeg_quality: int = 90, min_frames: int = 1,
                  workers: int = 0, verbose: bool = True,
-                 estimate_after: float = 60.0):
+                 estimate_after: float = 60.0, audio=None):
   """Builds `listing` if needed; returns (train, test, Report).
 
   `workers`: decoding processes (<= 0: one per core); `estimate_after`:
-  seconds before the size / time-left estimate line."""
+  seconds before the size / time-left estimate line; `audio`: an
+  `audio.decode.AudioSpec` to store audio tracks too (None: frames only)."""
   if resize_short < 0 or fps < 0 or not 1 <= jpeg_quality <= 100:
     raise VidjaxError(
         "config.dataset.resize_short/fps must be >= 0 and jpeg_quality in "
         f"[1, 100], got {resize_short}/{fps}/{jpeg_quality}")
   sizes = source_sizes(listing)
-  digest = fingerprint(listing, resize_short, fps, jpeg_quality, sizes)
+  rate = audio.sample_rate if audio is not None else 0
+  digest = fingerprint(listing, resize_short, fps, jpeg_quality, sizes, rate)
   config = VideoFolderConfig(
       name=f"{listing.tag}_{digest}", listing=listing,
       resize_short=int(resize_short), fps=float(fps),
       jpeg_quality=int(jpeg_quality), workers=int(workers),
+      audio_rate=rate, audio_missing=audio.missing if audio else "silence",
       description=listing.origin)
   builder = VideoFolder(config=config, data_dir=data_dir or None)
   summary = None
@@ -235,7 +264,8 @@ def open_listing(listing: Listing, *, data_dir: str | None = None,
                       f"{builder.data_dir} to rebuild") from None
   train, test, report = _open(
       builder, index["splits"], index["skipped"], min_frames,
-      listing.class_names, listing.ignored, listing.missing, listing.origin)
+      listing.class_names, listing.ignored, listing.missing, listing.origin,
+      audio=audio)
   report.build = summary
   if verbose:
     print("\n".join(report.lines(PRINT_LIMIT)) if summary else
@@ -266,6 +296,8 @@ def _build(builder, sizes, min_frames, verbose, estimate_after):
     workers = cfg.workers if cfg.workers > 0 else prepare.default_workers()
     settings = {"resize_short": cfg.resize_short, "fps": cfg.fps,
                 "jpeg_quality": cfg.jpeg_quality}
+    if cfg.audio_rate:
+      settings["audio_rate"] = cfg.audio_rate
     rels = [p for s in SPLITS for p, _ in getattr(listing, s)]
     t0 = time.perf_counter()
     bars = getattr(tqdm_utils, "_active", True)
@@ -309,12 +341,14 @@ def open_prepared(dataset_config, min_frames: int, verbose: bool = True):
   manifest = prepared.read(dataset_config)
   if manifest is None:
     return None
+  from vidjax.audio.decode import AudioSpec  # noqa: PLC0415
+  audio = AudioSpec.from_config(dataset_config)
   builder = tfds.builder_from_directory(manifest["build_dir"])
   train, test, report = _open(
       builder, manifest["splits"], manifest["skipped"], min_frames,
       manifest["class_names"], manifest["ignored"], manifest["missing"],
       manifest["origin"], name=manifest["name"],
-      where=os.path.join(manifest["build_dir"], REPORT_FILE))
+      where=os.path.join(manifest["build_dir"], REPORT_FILE), audio=audio)
   if verbose:
     print(f"{report.lines()[0]} (prepared; {len(report.skipped)} skipped, "
           f"{len(report.missing)} missing: {report.where})")
@@ -322,16 +356,28 @@ def open_prepared(dataset_config, min_frames: int, verbose: bool = True):
 
 
 def _open(builder, splits, skipped, min_frames, class_names, ignored,
-          missing, origin, name=None, where=None):
+          missing, origin, name=None, where=None, audio=None):
   """Sources of a complete build from its index rows; its Report, saved."""
-  sources, kept = {}, {}
+  sources, kept, no_audio = {}, {}, []
   for s in SPLITS:
     rows = splits[s]
     keep = [i for i, r in enumerate(rows) if r[2] >= min_frames]
     kept[s] = [rows[i] for i in keep]
     folder = str(builder.data_dir)
+    sound = None
+    if audio is not None:
+      if not frame_store.has_audio(folder, s):
+        raise VidjaxError(f"config.dataset.audio.enabled: the build {folder} "
+                          "has no audio; delete it (or its manifest) to "
+                          "rebuild")
+      sound = frame_store.AudioStore(folder, s)
+      used = {r[0] for r in kept[s]}
+      no_audio += [tuple(x) for x in sound.no_audio if x[0] in used]
+      if no_audio and audio.missing == "refuse":
+        raise VidjaxError(f"{no_audio[0][0]}: {no_audio[0][1]} (config."
+                          "dataset.audio.missing='refuse')")
     sources[s] = (
-        StoredSource(frame_store.FrameStore(folder, s), keep, kept[s])
+        StoredSource(frame_store.FrameStore(folder, s), keep, kept[s], sound)
         if frame_store.has_store(folder, s) else
         VideoSource(builder.as_data_source(split=s), keep, kept[s]))
   report = make_report(
@@ -340,6 +386,7 @@ def _open(builder, splits, skipped, min_frames, class_names, ignored,
           (r[0], f"{r[2]} frames < config.dataset.min_frames={min_frames}")
           for s in SPLITS for r in splits[s] if r[2] < min_frames],
       where or os.path.join(builder.data_dir, REPORT_FILE))
+  report.no_audio = no_audio
   save_report(report)
   for s in SPLITS:
     if not len(sources[s]):
@@ -360,6 +407,8 @@ def load(dataset_config, listing: Listing, verbose: bool = True,
   build (made if needed) is then recorded in a manifest (prepared.py).
   `workers`: None = config.dataset.build_workers."""
   cfg = dataset_config
+  from vidjax.audio.decode import AudioSpec  # noqa: PLC0415
+  audio = AudioSpec.from_config(cfg)  # its config errors before any build
   data_dir = prepared.data_dir(cfg)
   train, test, report = open_listing(
       listing, data_dir=data_dir,
@@ -368,7 +417,7 @@ def load(dataset_config, listing: Listing, verbose: bool = True,
       jpeg_quality=int(cfg.get("jpeg_quality", 90)),
       min_frames=_min_frames(cfg),
       workers=int(cfg.get("build_workers", 0) if workers is None else workers),
-      verbose=verbose, estimate_after=estimate_after)
+      verbose=verbose, estimate_after=estimate_after, audio=audio)
   build_dir = os.path.dirname(report.where)
   with open(os.path.join(build_dir, INDEX_FILE)) as f:
     index = json.load(f)
