@@ -171,3 +171,16 @@ def test_audio_off_changes_nothing(tree, tmp_path):
     names = sorted(json.load(f)["featuresDict"]["features"])
   assert names == ["first_frame", "fps", "height", "label", "num_frames",
                    "path", "width"]
+  # An audio build stores the same frame files and records, byte for byte,
+  # plus its audio-* files.
+  on = os.path.dirname(datasets.load(dcfg(tree, tmp_path / "on")).report.where)
+  plain = {f for f in os.listdir(folder) if f.startswith("frames-")
+           or ".array_record" in f}
+  assert len(plain) == 8  # 3 frame files + 1 record file per split
+  for name in sorted(plain):
+    with open(os.path.join(folder, name), "rb") as a, open(
+        os.path.join(on, name), "rb") as b:
+      assert a.read() == b.read(), name
+  assert sorted(set(os.listdir(on)) - set(os.listdir(folder))) == [
+      f"audio-{s}.{e}" for s in ("test", "train") for e in ("bin", "index.npy",
+                                                           "json")]
