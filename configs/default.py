@@ -147,7 +147,7 @@ def get_config():
   config.dataset.audio = ml_collections.ConfigDict()
   config.dataset.audio.enabled = False  # False: no audio decoded or batched
   config.dataset.audio.sample_rate = 16000  # Hz, resampled by PyAV
-  config.dataset.audio.missing = "silence"  # no/corrupt track: "silence"|"refuse"
+  config.dataset.audio.missing = "silence"  # no/bad track: "silence"|"refuse"
   config.dataset.audio.features = "waveform"  # "waveform" | "log_mel"
   config.dataset.audio.log_mel = "ast_kaldi"  # vidjax.audio.frontend.PRESETS
   config.dataset.audio.window_fps = 0.0  # window = frames*stride/this s; 0: fps

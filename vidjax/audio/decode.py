@@ -80,7 +80,8 @@ class AudioSpec:
       from vidjax.audio import frontend  # noqa: PLC0415
       if name not in frontend.PRESETS:
         raise VidjaxError(f"config.dataset.audio.log_mel={name!r} is not a "
-                          f"front-end preset (known: {sorted(frontend.PRESETS)})")
+                          "front-end preset (known: "
+                          f"{sorted(frontend.PRESETS)})")
       if frontend.PRESETS[name].sample_rate != int(sr):
         raise VidjaxError(
             f"config.dataset.audio.log_mel={name!r} expects "

@@ -183,7 +183,8 @@ def fingerprint(listing: Listing, resize_short: int, fps: float,
   """12 hex digits naming a build (see the module docstring)."""
   sizes = source_sizes(listing) if sizes is None else sizes
   audio = {"audio_rate": int(audio_rate)} if audio_rate else {}
-  key = json.dumps({**audio, "root": listing.root, "classes": list(listing.class_names),
+  key = json.dumps({**audio, "root": listing.root,
+                    "classes": list(listing.class_names),
                     "train": [(p, y, sizes[p]) for p, y in listing.train],
                     "test": [(p, y, sizes[p]) for p, y in listing.test],
                     "resize_short": int(resize_short), "fps": float(fps),
