@@ -213,3 +213,22 @@ def test_real_aac_video_through_the_build(tree, tmp_path):
   s0 = int(round(start / 25 * 16000))
   np.testing.assert_allclose(batch["audio"][0], wave[s0:s0 + 10240],
                              atol=0.5 / 32767 + 1e-7, rtol=0)
+
+
+def test_public_dataset_build_stores_audio_too(tree, tmp_path):
+  """ucf101 (like hmdb51, kinetics400, something_something_v2) is built by
+  the video_folder path, so it stores the tracks the same way."""
+  from test_public_datasets import ucf_tree  # noqa: PLC0415
+  with open(os.path.join(str(tree), "a/a2.mp4"), "rb") as f:
+    data = f.read()
+  ucf_tree(tmp_path / "m", {"avi": data})
+  cfg = dcfg("", tmp_path / "tfds")
+  cfg.name, cfg.manual_dir = "ucf101", str(tmp_path / "m")
+  built = datasets.load(cfg)
+  wave, _ = audio.decode_audio(os.path.join(str(tree), "a/a2.mp4"), SR)
+  assert built.report.no_audio == []
+  for src in (built.train, built.test):
+    for i in range(len(src)):
+      samples = src[i]["audio"].samples
+      assert len(samples) == len(wave)
+      assert np.abs(samples.read(0, len(wave)) - wave).max() <= 1e-4
