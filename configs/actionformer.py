@@ -104,6 +104,7 @@ def get_config(arg: str = "", two_stage: bool = False):
     config.num_train_steps = 4
     config.log_every_steps = config.checkpoint_every_steps = 2
     config.eval_every_steps = 4
+    config.eval_chance_draws = 2
     config.optimizer.warmup_steps = 1
     d.max_len = 32
     d.synthetic.update({"train_videos": 4, "test_videos": 2,

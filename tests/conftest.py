@@ -49,6 +49,24 @@ def tiny_data_dir(tmp_path_factory):
   return data_dir
 
 
+@pytest.fixture(scope="session")
+def tiny_localization_run(tmp_path_factory, tiny_data_dir):
+  """configs/actionformer.py:tiny from pixels, stopped at step 2 and resumed
+  (tests/localization_runs.py)."""
+  from tests import localization_runs
+  return localization_runs.stop_and_resume(
+      str(tmp_path_factory.mktemp("af1")), tiny_data_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_two_stage_run(tmp_path_factory, tiny_localization_run):
+  """configs/actionformer_two_stage.py:tiny on the one-stage run's backbone
+  and features (tests/localization_runs.py)."""
+  from tests import localization_runs
+  return localization_runs.two_stage(str(tmp_path_factory.mktemp("af2")),
+                                     tiny_localization_run)
+
+
 def tiny_config(data_dir: str, model: str = "vivit_factorized", **overrides):
   """A config that trains in seconds on the tiny dataset."""
   from configs import default

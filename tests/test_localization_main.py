@@ -1,7 +1,8 @@
 """Localization through the shared training loop (vidjax/tasks/, issue #20
 part C): `configs/actionformer.py:tiny` from pixels (backbone trained into
 WORKDIR/backbone, window features cached, detector) on the 8 forced CPU
-devices, stopped and resumed; config errors before anything is built."""
+devices, stopped and resumed (one run per session, tests/localization_runs.py);
+the controls' config keys; config errors before anything is built."""
 import json
 import os
 
@@ -9,38 +10,25 @@ import jax
 import numpy as np
 import pytest
 
-from configs import actionformer, actionformer_two_stage
-from conftest import TINY_TEST_PER_CLASS, TINY_TRAIN_PER_CLASS
+from configs import actionformer
+from tests.localization_runs import tiny
 from vidjax import preflight, sharding, train
 from vidjax.errors import VidjaxError
 from vidjax.tasks import base
 from vidjax.tasks.localization import task as loc_task
 
 
-def tiny(data_dir, motion_dir, two_stage=False):
-  config = (actionformer_two_stage if two_stage else actionformer).get_config(
-      "tiny")
-  config.dataset.data_dir = data_dir
-  config.backbone.update({"data_dir": motion_dir,
-                          "train_per_class": TINY_TRAIN_PER_CLASS,
-                          "test_per_class": TINY_TEST_PER_CLASS})
-  return config
-
-
-def test_stop_then_resume_on_8_devices(tmp_path, tiny_data_dir, capsys):
-  work = str(tmp_path / "run")
-  config = tiny(str(tmp_path / "tfds"), tiny_data_dir)
-  first = train.train_and_evaluate(config, work, stop_after_steps=2)
-  assert first == {}  # stopped at step 2 of 4
-  assert os.path.isdir(os.path.join(work, "checkpoints", "2"))
-  assert not os.path.isdir(os.path.join(work, "checkpoints", "4"))
+def test_stop_then_resume_on_8_devices(tiny_localization_run):
+  run = tiny_localization_run
+  work = run.work
+  assert run.first == {}  # stopped at step 2 of 4
+  assert run.stopped == {"2": True, "4": False}
   # the backbone was trained (and finished) by the same job, features cached
+  assert "backbone: training" in run.first_out
   assert os.path.isdir(os.path.join(work, "backbone", "checkpoints", "2"))
   timing = json.load(open(os.path.join(work, "features", "timing.json")))
   assert (timing["span"], timing["stride"], timing["fps"]) == (15, 4, 8.0)
-  capsys.readouterr()
-  final = train.train_and_evaluate(config, work)
-  out = capsys.readouterr().out
+  out, final = run.resume_out, run.final
   assert "resumed from" in out and "at step 2" in out
   assert "backbone: training" not in out  # the finished backbone is reused
   assert "on 8 device(s)" in out and jax.device_count() == 8
@@ -50,6 +38,10 @@ def test_stop_then_resume_on_8_devices(tmp_path, tiny_data_dir, capsys):
       final["eval/average_map"],
       np.mean([final[f"eval/map@{t}"] for t in (0.3, 0.4, 0.5, 0.6, 0.7)]),
       rtol=1e-6)
+  # the final detections' chance level (evaluate.chance_map), in the summary
+  assert 0.0 <= final["eval/chance_average_map"] <= 1.0
+  assert final["eval/chance_average_map_std"] >= 0.0
+  assert "chance level" in out
   # metrics.jsonl: train rows from both sessions, the final eval row
   rows = [json.loads(line) for line in open(os.path.join(work,
                                                          "metrics.jsonl"))]
@@ -66,6 +58,52 @@ def test_stop_then_resume_on_8_devices(tmp_path, tiny_data_dir, capsys):
   metrics = json.load(open(os.path.join(out_dir, "metrics.json")))
   assert metrics["eval/average_map"] == pytest.approx(
       final["eval/average_map"]) and metrics["step"] == 4
+  assert metrics["eval/chance_average_map"] == pytest.approx(
+      final["eval/chance_average_map"])
+
+
+@pytest.mark.parametrize("mode,shift", [("none", 0), ("derangement", 1)])
+def test_label_permutation_control_reaches_the_training_labels(
+    tiny_localization_run, tmp_path, mode, shift):
+  # the run's backbone and cached features: nothing is trained or extracted
+  run = tiny_localization_run
+  config = tiny(run.data_dir, run.motion_dir)
+  config.dataset.backbone_run = os.path.join(run.work, "backbone")
+  config.dataset.label_permutation = mode
+  lines = []
+  data = loc_task.Localization().load_data(config, run.work, lines.append)
+  assert not any(line.startswith("features:") for line in lines)  # cached
+  raw = loc_task.Localization().load_data(
+      dict_config(config, label_permutation="none"), run.work,
+      lambda *a: None)
+  for got, ref in zip(data.train, raw.train):
+    np.testing.assert_array_equal(got.labels, (ref.labels + shift) % 8)
+    np.testing.assert_array_equal(got.segments, ref.segments)
+  for got, ref in zip(data.test, raw.test):  # the test labels are untouched
+    np.testing.assert_array_equal(got.labels, ref.labels)
+  assert any("control" in line for line in lines) == (mode != "none")
+
+
+def dict_config(config, **dataset):
+  out = config.copy_and_resolve_references()
+  out.dataset.update(dataset)
+  return out
+
+
+def test_zero_regression_weight_disables_the_head(monkeypatch):
+  import jax.numpy as jnp
+  config = actionformer.get_config("tiny")
+  monkeypatch.setattr(
+      loc_task.train_step, "make_localization_eval_step", lambda c: (
+          lambda state, batch: {"offsets": jnp.full((1, 4, 2), 3.5),
+                                "cls_logits": jnp.zeros((1, 4, 8))}))
+  task = loc_task.Localization()
+  assert float(task.make_eval_step(config)(None, None)["offsets"][0, 0, 0]) \
+      == 3.5
+  config.loss.reg_weight = 0.0  # every point proposes [t - s, t + s]
+  out = task.make_eval_step(config)(None, None)
+  np.testing.assert_array_equal(out["offsets"], np.ones((1, 4, 2)))
+  assert out["cls_logits"].shape == (1, 4, 8)
 
 
 @pytest.mark.parametrize("key,value,expected", [
@@ -77,6 +115,11 @@ def test_stop_then_resume_on_8_devices(tmp_path, tiny_data_dir, capsys):
     ("dataset.backbone_run", "/nonexistent", "config.dataset.backbone_run="),
     ("batch_size", 12, "batch_size"),
     ("task", "segmentation", "config.task='segmentation'"),
+    ("dataset.label_permutation", "reverse",
+     "config.dataset.label_permutation='reverse': one of none, shuffle, "
+     "derangement"),
+    ("loss.reg_weight", -1.0, "config.loss.reg_weight must be a number >= 0"),
+    ("eval_chance_draws", -1, "config.eval_chance_draws must be >= 0"),
 ])
 def test_config_errors_before_any_build(key, value, expected, tmp_path,
                                         monkeypatch):

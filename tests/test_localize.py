@@ -1,6 +1,7 @@
 """tools.localize on a rendered synthetic_untrimmed video, with a tiny
 two-stage run trained through `python -m vidjax.main`'s loop (so the
-two-stage config's evaluation is covered too)."""
+two-stage config's evaluation is covered too; conftest's session fixture,
+tests/localization_runs.py)."""
 import json
 import os
 
@@ -8,9 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from tests.test_localization_main import tiny
 from tools import localize
-from vidjax import train
 from vidjax.data import untrimmed_render
 from vidjax.errors import VidjaxError
 
@@ -18,12 +17,8 @@ RENDER = dict(min_frames=64, max_frames=96, max_duration=24)
 
 
 @pytest.fixture(scope="module")
-def two_stage_run(tmp_path_factory, tiny_data_dir):
-  work = str(tmp_path_factory.mktemp("af2") / "run")
-  config = tiny(str(tmp_path_factory.mktemp("tfds_u2")), tiny_data_dir,
-                two_stage=True)
-  final = train.train_and_evaluate(config, work)
-  return work, final
+def two_stage_run(tiny_two_stage_run):
+  return tiny_two_stage_run.work, tiny_two_stage_run.final
 
 
 def write_mp4(path, frames, fps=8):
