@@ -141,9 +141,9 @@ def test_bad_audio_config_stops_before_any_build(tree, tmp_path):
   with pytest.raises(VidjaxError, match="audio.sample_rate"):
     datasets.load(cfg)
   assert not os.path.exists(tmp_path / "none" / "video_folder")
-  with pytest.raises(VidjaxError, match="worker_processes"):
+  with pytest.raises(VidjaxError, match="mixup_alpha"):
     c = dcfg(tree, tmp_path / "none")
-    c.worker_processes = 2
+    c.mixup_alpha = 0.8
     pipeline.ClipSpec.from_config(c)
 
 
@@ -232,3 +232,26 @@ def test_public_dataset_build_stores_audio_too(tree, tmp_path):
       samples = src[i]["audio"].samples
       assert len(samples) == len(wave)
       assert np.abs(samples.read(0, len(wave)) - wave).max() <= 1e-4
+
+
+def test_worker_processes_give_the_same_audio(tree, tmp_path):
+  """config.dataset.worker_processes=2: the same batches, audio included."""
+  cfg = dcfg(tree, tmp_path / "tfds")
+  data = datasets.load(cfg)
+  spec = pipeline.ClipSpec.from_config(cfg)
+  cfg.worker_processes = 2
+  procs = pipeline.ClipSpec.from_config(cfg)
+  assert procs.worker_processes == 2
+  for make in (lambda s: pipeline.TrainLoader(data.train, s, 3, 4),
+               lambda s: pipeline.EvalLoader(data.test, s, 2, 1, 3)):
+    a, b = make(spec), make(procs)
+    keys = (0, 3) if isinstance(a, pipeline.TrainLoader) else (
+        0, a.num_batches)
+    want = [a.batch(k) for k in range(*keys)]
+    got = list(b.iterate(*keys) if isinstance(b, pipeline.TrainLoader)
+               else b.iterate())
+    assert len(got) == len(want)
+    for x, y in zip(got, want):
+      assert sorted(x) == sorted(y) and "audio" in x
+      for key in x:
+        np.testing.assert_array_equal(x[key], y[key])

@@ -257,7 +257,7 @@ def iterate(loader, keys, processes: int, prefetch: int):
 
 
 def _run(pool, loader, keys, processes, slots):
-  labels, left = {}, {}
+  labels, left, sounds = {}, {}, {}  # sounds: audio windows (issue #22)
 
   def submit(i):
     groups = loader.plan(keys[i])
@@ -290,9 +290,16 @@ def _run(pool, loader, keys, processes, slots):
       for slots_, label in answer[1]:
         for s in slots_:
           labels[j][s] = label
+      if len(answer) > 2:
+        sounds.setdefault(j, {}).update(answer[2])
       left[j] -= 1
     videos = pool.buffers[i % slots].copy()
     batch = loader.assemble(keys[i], videos, labels.pop(i))
+    if loader.spec.audio is not None:
+      from vidjax.data import pipeline  # noqa: PLC0415
+      waves = sounds.pop(i, {})
+      batch = pipeline.with_audio(loader.spec, batch, [
+          waves.get(s) for s in range(pool.shape[0])])
     del left[i]
     if i + slots < len(keys):
       submit(i + slots)
@@ -354,15 +361,17 @@ def _worker_main():
       continue
     slot, key, groups = task
     try:
-      done = []
+      done, sounds = [], {}
       for (_, slots), (clips, label) in zip(groups, loader.make(key, groups)):
         for s, clip in zip(slots, clips):
+          if isinstance(clip, tuple):  # (frames, audio window): audio on
+            clip, sounds[s] = clip
           if clip.shape != shape[1:] or clip.dtype != np.uint8:
             raise ValueError(f"a clip is {clip.dtype} {clip.shape}, not uint8 "
                              f"{shape[1:]}")
           _copy(buffers[slot][s], clip)
         done.append((slots, label))
-      _send(out, ("ok", done))
+      _send(out, ("ok", done, sounds) if sounds else ("ok", done))
     except Exception as e:  # noqa: BLE001 - reported to the parent
       _send(out, ("error", f"{key}: {_one_line(e)}"))
   del buffers

@@ -32,8 +32,9 @@ source whose examples carry an "audio" track gives each clip the samples from
 the time its first frame shows (the same temporal start as the frames: the
 train clip's random start, each test view's start), `AudioSpec.window_samples`
 long, zero-padded; batch["audio"] stacks them (float32 [B, samples], or log-mel
-[B, frames, mels] with features="log_mel"; eval padding: zeros). Off (the
-default), batches have no "audio" key and nothing else changes.
+[B, frames, mels] with features="log_mel"; eval padding: zeros; worker
+processes send the windows back with their answers, clip_workers.py). Off
+(the default), batches have no "audio" key and nothing else changes.
 """
 import collections
 import concurrent.futures
@@ -79,11 +80,10 @@ class ClipSpec(NamedTuple):
                         f"core), 0 (threads) or a process count, got {procs}")
     from vidjax.audio.decode import AudioSpec  # noqa: PLC0415
     audio = AudioSpec.from_config(d)
-    if audio is not None and (procs or aug.mixing):
+    if audio is not None and aug.mixing:
       raise VidjaxError(
-          "config.dataset.audio.enabled needs config.dataset.worker_processes"
-          "=0 and no mixup_alpha/cutmix_alpha (clips with audio are made in "
-          "threads and not mixed)")
+          "config.dataset.audio.enabled: set config.dataset.mixup_alpha and "
+          "cutmix_alpha to 0 (clips with audio are not mixed)")
     return cls(int(d.num_frames), int(d.frame_stride), int(d.crop_size),
                bool(d.get("flip", False)), aug,
                int(d.get("test_crop_size", 0)), procs, audio)
@@ -155,12 +155,11 @@ def _audio_clip(spec: ClipSpec, ex: dict, start: int) -> np.ndarray:
   return track.clip(int(start), spec.audio.window_samples)
 
 
-def _with_audio(spec: ClipSpec, out: dict, clips: list) -> dict:
-  """Moves the audio windows of (video, audio) clips into out["audio"]."""
+def with_audio(spec: ClipSpec, out: dict, waves: list) -> dict:
+  """out["audio"] from each slot's window (None: padding, zeros)."""
   n = spec.audio.window_samples
-  waves = np.stack([np.zeros(n, np.float32) if c is None else c[1]
-                    for c in clips])
-  out["audio"] = spec.audio.features_of(waves)
+  out["audio"] = spec.audio.features_of(np.stack(
+      [np.zeros(n, np.float32) if w is None else w for w in waves]))
   return out
 
 
@@ -261,8 +260,9 @@ class TrainLoader:
       for s, clip in zip(slots, made):
         clips[s], labels[s] = clip, label
     if self.spec.audio is not None:
-      return _with_audio(self.spec, self.assemble(
-          step, np.stack([c[0] for c in clips]), labels), clips)
+      return with_audio(self.spec, self.assemble(
+          step, np.stack([c[0] for c in clips]), labels),
+                        [c[1] for c in clips])
     return self.assemble(step, np.stack(clips), labels)
 
   def assemble(self, step: int, videos: np.ndarray, labels) -> dict:
@@ -358,7 +358,8 @@ class EvalLoader:
            np.zeros(self.clip_shape, np.uint8))
     out = self.assemble(b, np.stack([pad if c is None else c for c in videos]),
                         labels)
-    return _with_audio(self.spec, out, clips) if sound else out
+    return with_audio(self.spec, out, [None if c is None else c[1]
+                                       for c in clips]) if sound else out
 
   def assemble(self, b: int, videos: np.ndarray, labels) -> dict:
     """The batch from its stacked clips (padding: zeros) and labels."""
