@@ -122,23 +122,21 @@ def test_chance_of_a_confident_single_label_detector():
   assert all(r[0]["label"] == v.split("_")[0] for v, r in preds.items())
 
 
-def test_chance_of_segments_reported_more_often_than_there_are_classes():
-  # rows of one segment (e.g. points clipped to the video's ends) get each
-  # class about equally often: 2K + 3 rows -> every class 2 or 3 times
-  gt, preds = _perfect(1, every_class=True)
-  preds["c0_0"] = preds["c0_0"] * 2 + preds["c0_0"][:3]
+def test_chance_keeps_the_detections_and_the_class_counts(monkeypatch):
+  gt, preds = _perfect(3, every_class=False)
   seen = []
   orig = ev.detection_map
 
   def spy(gt_, p, *a, **k):
-    seen.append(sorted(r["label"] for r in p["c0_0"]))
+    seen.append(gt_)
+    assert p is preds  # scored untouched
     return orig(gt_, p, *a, **k)
-  ev.detection_map = spy
-  try:
-    got = ev.chance_map(gt, preds, [0.5], draws=3)
-  finally:
-    ev.detection_map = orig
-  assert len(seen) == 3 and 0.0 <= got["mean"] <= 1.0
-  for labels in seen:
-    counts = np.unique(labels, return_counts=True)[1]
-    assert len(counts) == K and set(counts) <= {2, 3} and sum(counts) == 19
+  monkeypatch.setattr(ev, "detection_map", spy)
+  got = ev.chance_map(gt, preds, [0.5], draws=5, seed=3)
+  assert len(seen) == 5 and len(got["draws"]) == 5
+  labels = sorted(r[0]["label"] for r in gt.values())
+  for shuffled in seen:
+    assert sorted(r[0]["label"] for r in shuffled.values()) == labels
+    assert all(shuffled[v][0]["segment"] == gt[v][0]["segment"] for v in gt)
+  assert any(s[v][0]["label"] != gt[v][0]["label"] for s in seen for v in gt)
+  assert all(r[0]["label"] == v.split("_")[0] for v, r in gt.items())

@@ -30,8 +30,9 @@ label c -> (c + 1) mod K) and `permuted_labels` [=shuffle] (the training
 instances' labels shuffled among themselves).
 
 Every run also reports its detections' chance level (`--chance_draws`
-seeded draws of evaluate.chance_map: each reported segment's classes redrawn
-at random, segments and scores kept): mean and spread, and a verdict.
+seeded draws of evaluate.chance_map: the test ground truth's labels shuffled
+among its instances, the detections untouched): mean and spread, and a
+verdict.
 
 How the issue's "with labels permuted, average mAP is at most 0.10" reads:
 as a permutation of the label SET, `permuted_classes`. A fixed derangement
@@ -193,7 +194,7 @@ def evaluate(config, state, feats, control: str = "none",
                  zip(ev.THUMOS_THRESHOLDS, res["map"])}}
   if chance_draws:
     chance = ev.chance_map(gt, preds, ev.THUMOS_THRESHOLDS, chance_draws,
-                           seed=0, class_names=feats["class_names"])
+                           seed=0)
     out["chance"] = {k: chance[k] for k in ("mean", "std", "min", "max")}
     out["chance"]["draws"] = chance_draws
   if two:

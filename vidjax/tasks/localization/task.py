@@ -315,8 +315,7 @@ class Localization(base.Task):
     draws = int(config.get("eval_chance_draws", 0))
     if draws:  # the final detections' chance level (evaluate.chance_map)
       chance = ev.chance_map(gt, preds, thresholds, draws, seed=config.seed,
-                             ambiguous=data.ambiguous or None,
-                             class_names=data.class_names)
+                             ambiguous=data.ambiguous or None)
       result["eval/chance_average_map"] = chance["mean"]
       result["eval/chance_average_map_std"] = chance["std"]
 
