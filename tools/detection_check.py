@@ -1,7 +1,7 @@
 """Learning check of the AVA-style detectors on `synthetic_ava` (issue #21).
 
-  python -m tools.detection_check [--steps=1000] [--runs=roi,single_frame,global]
-      [--out=FILE.json]
+  python -m tools.detection_check [--steps=1000] [--out=FILE.json]
+      [--runs=roi,single_frame,global]
 
 Trains each run's detector through the task's jitted steps
 (vidjax/tasks/detection/train_step.py: state donated, masked multi-label
