@@ -33,4 +33,5 @@ def get_config(arg: str = ""):
   config = default.synthetic_recipe(config, 600, warmup_steps=50)
   config.dataset.train_resize_short = 40
   config.dataset.test_resize_short = 40
+  config.dataset.max_upsample = 1.25  # 32 -> 40 px on synthetic_motion
   return config

@@ -81,7 +81,7 @@ def _rows():
       Row("i3d", "i3d", m, 600),
       Row("slowfast", "slowfast", m, 600),
       Row("tsm", "tsm", m, 600),
-      Row("lrcn", "lrcn:last", m, 2400),
+      Row("lrcn", "lrcn:last", m, 4800),
       Row("conv_gru", "conv_gru", m, 600),
       Row("two_stream", "two_stream", m, 300),
       Row("timesformer", "timesformer", m, 2400),
