@@ -140,3 +140,16 @@ def test_chance_keeps_the_detections_and_the_class_counts(monkeypatch):
     assert all(shuffled[v][0]["segment"] == gt[v][0]["segment"] for v in gt)
   assert any(s[v][0]["label"] != gt[v][0]["label"] for s in seen for v in gt)
   assert all(r[0]["label"] == v.split("_")[0] for v, r in gt.items())
+
+
+def test_class_name_null_of_a_perfect_detector_counts_fixed_points():
+  # names permuted: a perfect detector's class c is right only where the
+  # bijection fixes c, so each draw's mAP is (#fixed points) / K exactly
+  gt, preds = _perfect(3, every_class=False)
+  got = ev.chance_map(gt, preds, [0.5], draws=200, seed=0, mode="classes")
+  fixed = np.asarray(got["draws"]) * K
+  np.testing.assert_allclose(fixed, np.round(fixed), atol=1e-9)
+  assert set(np.round(fixed).astype(int)) <= set(range(K + 1)) - {K - 1}
+  assert got["mean"] == pytest.approx(1 / K, abs=0.03)  # E[#fixed] = 1
+  with pytest.raises(ev.VidjaxError, match="mode='names'"):
+    ev.chance_map(gt, preds, [0.5], mode="names")

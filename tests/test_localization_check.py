@@ -39,23 +39,25 @@ def test_permuted_classes_is_a_derangement():
     loc_task.permute_train_labels(seqs, "reverse", 4)
 
 
-def test_verdicts_read_against_the_bar_and_the_chance_level():
-  chance = {"mean": 0.17, "std": 0.01, "draws": 20}
-  row = {"average_map": 0.174, "map": {"0.5": 0.18, "0.7": 0.15},
-         "chance": chance}
+def test_verdicts_read_against_the_bar_and_the_chance_band():
+  row = {"average_map": 0.185, "map": {"0.5": 0.19, "0.7": 0.16},
+         "chance": {"mean": 0.14, "std": 0.01, "draws": 20},
+         "chance_classes": {"mean": 0.15, "std": 0.02, "draws": 20}}
+  assert lc._band(row) == pytest.approx((0.15 - 0.06 - 0.01, 0.21 + 0.01))
   v = lc.verdict("permuted_labels", row)
-  assert v.startswith("at chance") and " met;" in v and "; at chance" in v
+  assert v.startswith("at chance") and " met; at chance (0.080 .. 0.220" in v
+  assert "chance_classes 0.150 +- 0.020" in v
   v = lc.verdict("permuted_classes", row)
-  assert "NOT met" in v and "at chance (0.170 +- 0.010, 20 draws)" in v
+  assert "(labels permuted: avg <= 0.10) NOT met; at chance" in v
   low = dict(row, average_map=0.053)
   assert "met; below chance" in lc.verdict("permuted_classes", low)
-  good = {"average_map": 0.87, "map": {"0.5": 0.9, "0.7": 0.78},
-          "chance": dict(chance, mean=0.07)}
+  good = dict(row, average_map=0.87, map={"0.5": 0.9, "0.7": 0.78})
   assert "met; above chance" in lc.verdict("none", good)
   assert "NOT met" in lc.verdict("none", dict(good, **{"ar@10_tiou0.5": 0.5}))
   assert "NOT met" in lc.verdict("no_regression", good)
-  assert "NOT met" in lc.verdict("permuted_labels", dict(good, chance=dict(
-      chance, mean=0.07)))
+  assert "NOT met; above" in lc.verdict("permuted_labels", good)
+  assert "no verdict" in lc.verdict("permuted_labels", {
+      "average_map": 0.2, "map": {}})
 
 
 def test_default_configs_build():

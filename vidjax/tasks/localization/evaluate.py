@@ -207,7 +207,7 @@ def detection_map(ground_truth: Mapping, predictions: Mapping,
 
 def chance_map(ground_truth: Mapping, predictions: Mapping,
                thresholds=ACTIVITYNET_THRESHOLDS, draws: int = 20,
-               seed: int = 0, ambiguous=None) -> dict:
+               seed: int = 0, ambiguous=None, mode: str = "instances") -> dict:
   """The chance level of these detections: their average mAP when the class
   labels carry no information, over `draws` seeded Monte-Carlo draws.
 
@@ -230,15 +230,30 @@ def chance_map(ground_truth: Mapping, predictions: Mapping,
   of a random ranking of n positives among N items is
   (n-1)/(N-1) + H_N (N-n) / (N(N-1)); tests/test_localization_chance.py).
 
+  mode "classes" is the other null: the class NAMES permuted (a random
+  bijection of the label set applied to every ground truth), the level of a
+  detector that sorts the actions consistently but under arbitrary names
+  (a perfect one scores (fixed points of the bijection) / K, 1/K on average);
+  a detector trained on shuffled labels learns the finite sample's
+  accidental label-motion association, and sits between the two levels.
+
   Returns {"mean", "std", "min", "max", "draws": [average mAP per draw]}.
   """
+  if mode not in ("instances", "classes"):
+    raise VidjaxError(f"chance_map: mode={mode!r}: instances or classes")
   rows = [(v, i) for v, rs in ground_truth.items() for i in range(len(rs))]
   labels = np.asarray([ground_truth[v][i]["label"] for v, i in rows], object)
+  names = sorted(set(labels))
   rng = np.random.default_rng(seed)
   got = []
   for _ in range(int(draws)):
     shuffled = {v: [dict(r) for r in rs] for v, rs in ground_truth.items()}
-    for (v, i), label in zip(rows, labels[rng.permutation(len(labels))]):
+    if mode == "classes":
+      rename = dict(zip(names, rng.permutation(names)))
+      new = [rename[c] for c in labels]
+    else:
+      new = labels[rng.permutation(len(labels))]
+    for (v, i), label in zip(rows, new):
       shuffled[v][i]["label"] = label
     got.append(detection_map(shuffled, predictions, thresholds,
                              ambiguous)["average_map"])
