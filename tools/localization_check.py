@@ -242,7 +242,7 @@ def _band(row: dict):
   """The chance band: the nulls' (evaluate.chance_map: instances, classes)
   mean -/+ 3 std, widened by 0.01."""
   nulls = [row[k] for k in ("chance", "chance_classes") if k in row]
-  return (min(n["mean"] - 3 * n["std"] for n in nulls) - 0.01,
+  return (max(0.0, min(n["mean"] - 3 * n["std"] for n in nulls) - 0.01),
           max(n["mean"] + 3 * n["std"] for n in nulls) + 0.01)
 
 
