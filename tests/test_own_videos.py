@@ -38,25 +38,33 @@ def small_default(name):
 @pytest.mark.parametrize("name", SMALL_DEFAULTS)
 def test_small_default_crops_span_the_whole_short_side_of_real_frames(name):
   """Stored (decode.target_size) at the crop, the random training crop and
-  the centre test crop span the whole short side, for any aspect ratio."""
+  the centre test crop span the whole short side, for any aspect ratio --
+  or, for a random-crop recipe (LRCN: 32-px crops of frames resized to 40,
+  as Donahue et al. crop 227 of 256), crop / resize of it."""
   d = small_default(name).dataset
   crop = d.crop_size
   aug = AugmentSpec.from_config(d)
+  train_frac = crop / max(d.train_resize_short, crop)
+  test_frac = crop / max(d.test_resize_short, crop)
+  assert (train_frac, test_frac) in ((1.0, 1.0), (0.8, 0.8)), name
   for native in ((720, 1280), (1280, 720), (144, 176)):  # landscape, portrait
     h, w = decode.target_size(*native, d.resize_short)   # as stored
     assert min(h, w) == crop  # stored at the crop: no upsampling, no window
     for seed in range(3):
       s = augment.train_sampling(np.random.default_rng(seed), h, w, aug, crop)
       spans = (s.dy * s.out_h, s.dx * s.out_w)
-      assert min(h, w) == (spans[0] if h <= w else spans[1])
-      assert s.is_slice  # stored at the crop: the resize is a no-op
+      span = spans[0] if h <= w else spans[1]
+      assert abs(span - min(h, w) * train_frac) <= 1
+      assert s.is_slice == (train_frac == 1.0)  # at the crop: no resize
     rh, rw = augment.resized_dims(h, w, d.test_resize_short)
     origin = pipeline.crop_origins(rh, rw, crop, 1)[0]
     t = augment.test_sampling(h, w, d.test_resize_short, origin, crop)
-    assert min(h, w) == (t.dy * t.out_h if h <= w else t.dx * t.out_w)
+    span = t.dy * t.out_h if h <= w else t.dx * t.out_w
+    assert abs(span - min(h, w) * test_frac) <= 1
     # the centre crop: equal margins on the long side (+-1 px)
     x0, y0 = t.x0, t.y0
-    assert abs((w - crop - 2 * x0) if h <= w else (h - crop - 2 * y0)) <= 1
+    assert abs((w - t.dx * t.out_w - 2 * x0) if h <= w
+               else (h - t.dy * t.out_h - 2 * y0)) <= 1
 
 
 class _Source:
@@ -83,6 +91,11 @@ def test_small_defaults_give_the_same_synthetic_batches_as_before(name):
   before.train_resize_short = before.test_resize_short = 0
   source = _Source(channels=len(now.mean))  # two_stream: RGB + flow
   a, b = (pipeline.ClipSpec.from_config(d) for d in (now, before))
+  if now.train_resize_short > now.crop_size:  # a random-crop recipe (LRCN)
+    x = pipeline.TrainLoader(source, a, 0, 6).batch(0)["video"]
+    y = pipeline.TrainLoader(source, b, 0, 6).batch(0)["video"]
+    assert x.shape == y.shape and not np.array_equal(x, y)
+    return
   for step in range(2):
     np.testing.assert_array_equal(
         pipeline.TrainLoader(source, a, 0, 6).batch(step)["video"],
