@@ -20,8 +20,8 @@ the label map evaluated) from AVA result rows. Runs:
   head); the actions are defined by motion. Control, bar <= 0.45.
 
 Measured (2-core shared CPU, synthetic_ava 1.1.0): roi 2000 steps 0.849 GT /
-0.804 detector boxes (1000 steps, 1.0.0: 0.680 / 0.642); single_frame 0.175
-and global 1000 steps (benchmarks/RESULTS.md for the global figure).
+0.804 detector boxes (1000 steps, 1.0.0: 0.680 / 0.642); controls at 1000
+steps: single_frame 0.175, global 0.195.
 """
 from __future__ import annotations
 
