@@ -11,13 +11,12 @@ a pure function of (seed, split, index) and the shape settings:
   background, noise from `render_params`) with the object moving on the
   patch's torus along `synthetic_render.sample_trajectory` of its motion
   class: speed 0.5-1.5 px / frame at S = 32, as synthetic_motion; log-size
-  stretched x SIZE_STRETCH = 1.5 about its middle, then x SIZE_SCALE = 1.5,
-  so the half-extent spans 3.8-10.7 px at S = 32 (2.2-6.3 px at S = 19; a
-  factor 2.8, where synthetic_motion's spans 2) and grow / shrink, whose
-  log-linear ramp spans the whole 64-frame video, change size by 9-28%
-  within a 16-frame clip (6-17% unstretched; synthetic_motion's 32-frame
-  ramps: 12-40%). The same monotone map for every class keeps the size
-  marginal class-independent. The patch
+  stretched x SIZE_STRETCH = 2 about its middle, then x SIZE_SCALE = 1.25,
+  so the half-extent spans 2.7-10.6 px at S = 32 (a factor 4, where
+  synthetic_motion's spans 2) and grow / shrink, whose log-linear ramp
+  spans the whole 64-frame video, change size by 12-39% within a 16-frame
+  clip, as synthetic_motion's 32-frame ramps do. The same monotone map for
+  every class keeps the size marginal class-independent. The patch
   drifts slowly across its cell (linear path between two uniform
   positions, rounded to whole pixels, <= 0.25 px / frame): the box moves
   with the actor and always holds every pixel drawn for it.
@@ -57,8 +56,8 @@ FLASH = NUM_ACTIONS - 1
 # A horizontal flip mirrors left <-> right and clockwise <-> anticlockwise.
 FLIP_PERMUTATION = (1, 0, 2, 3, 5, 4, 6, 7, 8)
 BOX_SIDE = (0.30, 0.44)       # patch side, fraction of the frame
-SIZE_STRETCH = 1.5            # log-size range vs synthetic_motion's
-SIZE_SCALE = 1.5              # object half-extent vs synthetic_motion's
+SIZE_STRETCH = 2.0            # log-size range vs synthetic_motion's
+SIZE_SCALE = 1.25             # object half-extent vs synthetic_motion's
 MAX_DRIFT = 0.25              # px / frame (per axis, at most)
 DIM = 0.5                     # contrast of a dim frame
 FLASH_PERIOD = 8              # frames: 4 full, 4 dim

@@ -142,12 +142,10 @@ def write_annotations(builder) -> None:
 class SyntheticAva(tfds.core.GeneratorBasedBuilder):
   """Procedural multi-actor videos with per-actor boxes and motion actions."""
 
-  VERSION = tfds.core.Version("1.2.0")
+  VERSION = tfds.core.Version("1.1.0")
   RELEASE_NOTES = {"1.0.0": "Initial release.",
                    "1.1.0": "Object log-size range x2, so grow / shrink "
-                            "show within a 16-frame clip.",
-                   "1.2.0": "Log-size range x1.5, half-extent x1.5: no "
-                            "object below 2.2 px (rotations stay visible)."}
+                            "show within a 16-frame clip."}
   BUILDER_CONFIGS = [SyntheticAvaConfig(
       name="motion", description="2-3 actors, motion-defined actions.")]
   DEFAULT_CONFIG_NAME = "motion"
