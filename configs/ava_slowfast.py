@@ -9,6 +9,9 @@ embedded `synthetic_ava` (8 frames at stride 2 centred on each keyframe,
 GT boxes in training; test boxes `dataset.eval_boxes` "gt" | "detector"
 with score >= 0.8), for a 2-core CPU (tools.detection_check).
 
+`configs/ava_slowfast.py:tiny`: the default on a tiny synthetic_ava build
+(4 + 2 videos of 32 frames, 32x32; 8-frame clips), 4 steps: the tests'.
+
 `configs/ava_slowfast.py:k400`: SlowFast R50 8x8 for AVA v2.2 as PySlowFast's
 configs/AVA/SLOWFAST_32x2_R50_SHORT.yaml: 32 frames at stride 2 (alpha 4:
 slow 8 frames; beta 1/8; 7x1x1 laterals), res5 spatial stride 1, dilation 2
@@ -21,7 +24,7 @@ parameters (SlowFast R50 8x8's 34.6M less the 400- vs 80-class head).
 from configs import default
 from configs import slowfast as slowfast_config
 
-VARIANTS = ("", "k400")
+VARIANTS = ("", "k400", "tiny")
 
 
 def detection_data(config, num_frames: int, frame_stride: int, crop: int):
@@ -42,7 +45,7 @@ def get_config(arg: str = ""):
   if arg not in VARIANTS:
     raise ValueError(f"ava_slowfast.py: unknown config argument {arg!r}; "
                      f"use one of {VARIANTS}")
-  config = slowfast_config.get_config("8x8" if arg else "")
+  config = slowfast_config.get_config("8x8" if arg == "k400" else "")
   config.task = "detection"
   m = config.model
   m.name = "ava_slowfast"
@@ -65,4 +68,13 @@ def get_config(arg: str = ""):
   m.stem_pool = True         # feature stride 16 (4x4 maps), as the paper's
   m.dropout_rate = 0.2
   config.batch_size = 16
+  if arg == "tiny":  # tests: a few small videos, 4 steps (seconds on a CPU)
+    d = config.dataset
+    d.train_videos, d.test_videos, d.video_frames = 4, 2, 32
+    d.resolution, d.crop_size, d.num_frames, d.frame_stride = 32, 32, 8, 1
+    config.batch_size = config.eval_batch_size = 8
+    config.num_train_steps = 4
+    config.optimizer.warmup_steps = 1
+    config.log_every_steps = config.eval_every_steps = 2
+    config.checkpoint_every_steps = 2
   return config

@@ -7,7 +7,8 @@
 * "videomae_pretrain": masked-video reconstruction
   (vidjax/pretrain_step.py), `Pretraining` below;
 * "localization": temporal action localization on window features
-  (vidjax/tasks/localization/task.py).
+  (vidjax/tasks/localization/task.py);
+* "detection": AVA-style action detection (vidjax/tasks/detection/task.py).
 
 The loop itself -- preflight, checkpoint/resume, the state's shardings, the
 jitted train step with the state donated, metric windows, non-finite
@@ -193,9 +194,15 @@ def _localization():
   return Localization
 
 
+def _detection():
+  from vidjax.tasks.detection.task import Detection  # noqa: PLC0415
+  return Detection
+
+
 TASKS = {"classification": lambda: Classification,
          "videomae_pretrain": lambda: Pretraining,
-         "localization": _localization}
+         "localization": _localization,
+         "detection": _detection}
 
 
 def get_task(config) -> Task:
@@ -205,7 +212,7 @@ def get_task(config) -> Task:
   if name not in TASKS:
     raise VidjaxError(f"config.task={name!r}: use one of "
                       f"{', '.join(TASKS)}")
-  if name != "localization":
+  if name not in ("localization", "detection"):  # their own model checks
     from vidjax import pretrain_step  # noqa: PLC0415
     pretrain_step.task(config)  # the model fits the task
   return TASKS[name]()()

@@ -135,6 +135,8 @@ def detections_to_rows(video_id: str, timestamp: int, boxes, scores,
   normalised), per-class scores [n, K] over `class_ids` (sigmoid
   probabilities), optional valid mask [n]; one row per (box, class)."""
   boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+  if not len(boxes):  # a keyframe without boxes: no rows
+    return []
   scores = np.asarray(scores, np.float64).reshape(len(boxes), -1)
   if scores.shape[1] != len(class_ids):
     raise VidjaxError(f"detections_to_rows: {scores.shape[1]} score columns "

@@ -21,7 +21,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from vidjax import steps
-from vidjax.tasks.detection import ava_io
 from vidjax.tasks.detection.head import detection_loss
 
 KEYS = ("video", "boxes", "box_mask", "labels")
@@ -106,16 +105,8 @@ def make_detection_eval_step(config):
 
 
 def prediction_rows(kset, batch: dict, probs, class_ids) -> list:
-  """AVA result rows (ava_io.AvaRow-like: video_id, timestamp, box, action,
-  score) of an eval batch's probabilities [B, M, K]: real rows (batch
-  "valid") and real boxes only."""
-  probs = np.asarray(probs)
-  valid = batch.get("valid", np.ones(len(batch["index"]), bool))
-  rows = []
-  for r, i in enumerate(batch["index"]):
-    if valid[r]:
-      kf = kset.keyframes[int(i)]
-      rows += ava_io.detections_to_rows(kf.video_id, kf.timestamp,
-                                        batch["boxes"][r], probs[r],
-                                        class_ids, batch["box_mask"][r])
-  return rows
+  """AVA result rows of an eval batch's probabilities [B, M, K]: real rows
+  and boxes only, in the keyframe's own coordinates (data.prediction_rows;
+  the batch's boxes are letterboxed, wrong for non-square frames)."""
+  from vidjax.tasks.detection import data  # noqa: PLC0415
+  return data.prediction_rows(kset, batch, np.asarray(probs), class_ids)
