@@ -11,8 +11,9 @@ windows and data-parallel sharding (vidjax/tasks/base.py is the interface).
   detector's boxes (`config.dataset.eval_boxes`).
 * Train batches (`data.make_batch`, fixed shapes) are a function of
   (seed, step): the step's slice of a per-epoch permutation drawn from
-  (seed, epoch), augmented with a generator seeded by (seed, step), so a
-  resumed run replays the same batches; each process builds its own rows.
+  (seed, epoch), each row augmented with a generator seeded by (seed, step,
+  row), so a resumed run replays the same batches; each process builds its
+  own rows.
 * Evaluation: per-box sigmoid probabilities over every test keyframe, as
   AVA result rows in the keyframe's own coordinates
   (`data.prediction_rows`), scored by the exact frame-mAP@0.5
@@ -207,8 +208,9 @@ class TrainLoader:
   """Training batches of keyframes, a function of (seed, step): step s of
   epoch e takes rows [j B, (j + 1) B) of a permutation drawn from
   (seed, e) (B > #keyframes: B draws with replacement from (seed, s)),
-  augmented by a generator seeded by (seed, s). This process builds only
-  its rows of the global batch."""
+  row r augmented by a generator seeded by (seed, s, r): the global batch
+  does not depend on the process count. This process builds only its rows
+  of the global batch."""
 
   def __init__(self, kset, spec, seed: int, global_batch: int,
                process_index: int = 0, process_count: int = 1):
@@ -228,10 +230,12 @@ class TrainLoader:
     return order[j * b:(j + 1) * b]
 
   def batch(self, step: int) -> dict:
-    rng = np.random.default_rng([self.seed, 2, int(step)])
-    batch = data_lib.make_batch(self.kset, self.indices(step)[self.rows],
-                                self.spec, rng)
-    return {k: batch[k] for k in TRAIN_KEYS}
+    idx = self.indices(step)
+    rows = [data_lib.make_batch(self.kset, idx[r:r + 1], self.spec,
+                                np.random.default_rng([self.seed, 2,
+                                                       int(step), r]))
+            for r in range(len(idx))[self.rows]]
+    return {k: np.concatenate([b[k] for b in rows]) for k in TRAIN_KEYS}
 
   def iterate(self, start_step: int, end_step: int, num_workers: int = 0,
               prefetch: int = 0):
