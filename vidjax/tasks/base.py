@@ -84,7 +84,10 @@ class Task:
     return len(data.train)
 
   def record_start(self, writer, config, batch: dict, class_names):
-    pass
+    """The config (Text) and hparams, once; classification adds clips."""
+    from vidjax import run_record  # noqa: PLC0415
+    writer.write_text(0, "config/fields", run_record.config_markdown(config))
+    writer.write_hparams(run_record.flat_fields(config))
 
   def final_report(self, ctx: EvalContext):
     return None

@@ -193,11 +193,6 @@ class Detection(base.Task):
       return None
     return result, record
 
-  def record_start(self, writer, config, batch: dict, class_names):
-    from vidjax import run_record  # noqa: PLC0415
-    writer.write_text(0, "config/fields", run_record.config_markdown(config))
-    writer.write_hparams(run_record.flat_fields(config))
-
   def summary(self, config, final: dict) -> str:
     boxes = config.dataset.get("eval_boxes", "gt")
     return (f"test ({int(final.get('eval/num_keyframes', 0))} keyframes, "
