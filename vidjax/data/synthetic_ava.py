@@ -29,7 +29,6 @@ Usage:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -38,6 +37,7 @@ import numpy as np  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
 from vidjax.data import ava_public, ava_render  # noqa: E402
+from vidjax.data import builder_configs  # noqa: E402
 from vidjax.errors import VidjaxError  # noqa: E402
 
 ACTION_NAMES = ava_render.ACTION_NAMES
@@ -203,18 +203,8 @@ def check_config(c: SyntheticAvaConfig) -> None:
 
 def make_config(**overrides) -> SyntheticAvaConfig:
   """The default config, or a copy with `overrides` under a stable name."""
-  base = SyntheticAva.BUILDER_CONFIGS[0]
-  if not overrides:
-    return base
-  fields = {f.name for f in dataclasses.fields(SyntheticAvaConfig)}
-  unknown = sorted(set(overrides) - fields)
-  if unknown:
-    raise VidjaxError(f"unknown synthetic_ava field(s): {unknown}")
-  key = ",".join(f"{k}={overrides[k]!r}" for k in sorted(overrides))
-  name = f"motion_custom_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
-  config = dataclasses.replace(base, name=name, **overrides)
-  check_config(config)
-  return config
+  return builder_configs.custom_config(SyntheticAva.BUILDER_CONFIGS[0],
+                                       overrides, "synthetic_ava", check_config)
 
 
 def load_builder(data_dir: str | None = None, **overrides):

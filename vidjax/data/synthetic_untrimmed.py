@@ -24,7 +24,6 @@ Usage:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -34,6 +33,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 
 from vidjax.data import untrimmed_render  # noqa: E402
 from vidjax.data.synthetic_render import MOTION_NAMES  # noqa: E402
+from vidjax.data import builder_configs  # noqa: E402
 from vidjax.errors import VidjaxError  # noqa: E402
 
 ANNOTATION_FILE = "activity_net.json"
@@ -171,18 +171,9 @@ def check_config(c: SyntheticUntrimmedConfig) -> None:
 
 def make_config(**overrides) -> SyntheticUntrimmedConfig:
   """The default config, or a copy with `overrides` under a stable name."""
-  base = SyntheticUntrimmed.BUILDER_CONFIGS[0]
-  if not overrides:
-    return base
-  fields = {f.name for f in dataclasses.fields(SyntheticUntrimmedConfig)}
-  unknown = sorted(set(overrides) - fields)
-  if unknown:
-    raise VidjaxError(f"unknown synthetic_untrimmed field(s): {unknown}")
-  key = ",".join(f"{k}={overrides[k]!r}" for k in sorted(overrides))
-  name = f"motion_custom_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
-  config = dataclasses.replace(base, name=name, **overrides)
-  check_config(config)
-  return config
+  return builder_configs.custom_config(
+      SyntheticUntrimmed.BUILDER_CONFIGS[0], overrides, "synthetic_untrimmed",
+      check_config)
 
 
 def load_builder(data_dir: str | None = None, **overrides):
