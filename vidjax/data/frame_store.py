@@ -139,23 +139,7 @@ class FrameStore:
   def read(self, frame: int) -> bytes:
     """The JPEG bytes of stored frame `frame` (split-wide index)."""
     lo, hi = int(self.offsets[frame]), int(self.offsets[frame + 1])
-    if _remote(self._path):
-      with self._lock:
-        if self._file is None:
-          self._file = _open(self._path, "rb")
-        self._file.seek(lo)
-        data = self._file.read(hi - lo)
-    else:
-      if self._fd is None:
-        with self._lock:
-          if self._fd is None:
-            self._fd = os.open(self._path, os.O_RDONLY)
-      data = os.pread(self._fd, hi - lo, lo)
-    if len(data) != hi - lo:
-      raise ValueError(f"{self._path}: frame {frame} is truncated (read "
-                       f"{len(data)} of {hi - lo} bytes)")
-    self.bytes_read += len(data)
-    return data
+    return _read_range(self, lo, hi, f"frame {frame}")
 
   def video(self, record: int) -> decode.LazyVideo:
     first, count, height, width = (int(v) for v in self.videos[record])
@@ -295,7 +279,7 @@ class AudioStore(FrameStore):
 
   def read_samples(self, lo: int, hi: int) -> np.ndarray:
     """float32 samples [lo, hi) of the split's track file."""
-    data = _read_range(self, 2 * lo, 2 * hi)
+    data = _read_range(self, 2 * lo, 2 * hi, f"samples [{lo}, {hi})")
     return np.frombuffer(data, "<i2").astype(np.float32) / np.float32(32767)
 
   def track(self, record: int):
@@ -306,7 +290,9 @@ class AudioStore(FrameStore):
                       float(fps))
 
 
-def _read_range(store, lo: int, hi: int) -> bytes:
+def _read_range(store, lo: int, hi: int, what: str) -> bytes:
+  """Bytes [lo, hi) of a store's file (pread locally, a locked seek+read
+  on a remote path); `what` names them if the file is truncated."""
   if _remote(store._path):
     with store._lock:
       if store._file is None:
@@ -320,7 +306,8 @@ def _read_range(store, lo: int, hi: int) -> bytes:
           store._fd = os.open(store._path, os.O_RDONLY)
     data = os.pread(store._fd, hi - lo, lo)
   if len(data) != hi - lo:
-    raise ValueError(f"{store._path}: bytes [{lo}, {hi}) are truncated")
+    raise ValueError(f"{store._path}: {what} is truncated (read "
+                     f"{len(data)} of {hi - lo} bytes)")
   store.bytes_read += len(data)
   return data
 
