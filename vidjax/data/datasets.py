@@ -35,6 +35,10 @@ LOCALIZATION_DATASETS = ("synthetic_untrimmed", "activitynet", "thumos14")
 # with vidjax.tasks.detection.data.load (vidjax/data/synthetic_ava.py;
 # vidjax/data/ava_public.py).
 DETECTION_DATASETS = ("synthetic_ava", "ava")
+# Audio-visual (issue #22): synthetic_av in memory with
+# vidjax/data/av_loader.py; AudioSet / VGGSound over the user's clips with
+# vidjax/data/audioset.py.
+AUDIO_VISUAL_DATASETS = ("synthetic_av", "audioset", "vggsound")
 
 
 @dataclasses.dataclass
@@ -55,6 +59,11 @@ def _check_name(name: str):
     raise VidjaxError(
         f"config.dataset.name={name!r} is a spatio-temporal detection dataset "
         "(keyframes with person boxes), not a clip-classification one")
+  if name in AUDIO_VISUAL_DATASETS:
+    raise VidjaxError(
+        f"config.dataset.name={name!r} is an audio-visual dataset (read with "
+        "vidjax.data.av_loader / vidjax.data.audioset), not a "
+        "clip-classification one")
   if name != "synthetic_motion" and name not in REAL_DATASETS:
     raise VidjaxError(
         f"config.dataset.name={name!r}: vidjax has no builder for it; use "

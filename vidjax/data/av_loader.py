@@ -1,0 +1,283 @@
+"""`synthetic_av` in memory, as fixed-shape batches for a jitted step.
+
+`load(config.dataset)` builds (once) and reads both splits of the config's
+`synthetic_av` build into numpy arrays (`AVSplit`, ~100 KB per example as
+stored: the default 2048 + 256 examples take ~0.7 GB in memory, int16 audio).
+`TrainLoader.batch(step)` / `EvalLoader.iterate()` follow the shared loop's
+contract (vidjax/tasks/base.py): a training batch is a pure function of
+(seed, step), the same for any process count (each process builds its rows
+of the global batch), so a resumed run replays the same batches.
+
+Batch (B rows):
+
+  video      uint8 [B, T, H, W, 3]
+  audio      float32 [B, N] waveform in [-1, 1] (int16 / 32767), or
+             [B, frames, mels] log-mel (`features="log_mel"`, the
+             vidjax.audio.frontend preset `log_mel`, default "ast_kaldi")
+  stems      float32 [B, 2, N] each object's sound (waveform, shifted with
+             the audio); audio == stems.sum(1) + noise
+  label      int32 [B]; boxes float32 [B, 2, T, 4]; sounding bool [B, 2];
+  direction  int32 [B, 2]; colour, shape int32 [B, 2]; index int32 [B]
+  aligned    int32 [B] 1 = audio in sync, 0 = shifted (always 1 without sync)
+  shift      int32 [B] the circular shift applied to audio and stems, in
+             samples (0 when aligned)
+  valid      bool [B] (evaluation only: False on padding rows)
+
+Synchronisation pairs (Owens & Efros, ECCV 2018: "are these frames and this
+audio aligned?"): with `sync=True` each training row is shifted with
+probability 1/2 by a circular shift `np.roll(audio, s)` with s uniform in
+[min_shift, duration - min_shift] seconds (in samples), so every onset moves
+>= min_shift (default 0.25 s = 2 frames) in either direction; rows, choices
+and shifts are drawn from (seed, step, row). Evaluation with sync takes every
+test example twice, aligned then shifted (s drawn from (seed, index)):
+exactly balanced, chance 0.5. The synthetic clips have no sound within the
+first and last 2 frames' edges of an event (onsets in frames 1..T-3,
+bursts <= 150 ms), so the roll's seam cuts no event.
+
+Config (config.dataset): name "synthetic_av", config (fusion | separation |
+factorised), data_dir, any SyntheticAvConfig field as an override
+(train_examples, test_examples, seed, ...), audio.features (waveform |
+log_mel), audio.log_mel (preset), sync (bool), sync_min_shift (seconds).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import numpy as np
+
+from vidjax.audio.decode import from_int16
+from vidjax.errors import VidjaxError
+
+ARRAYS = ("video", "audio", "stems", "boxes", "sounding", "direction",
+          "colour", "shape", "f0", "flash", "onset_frames", "onset_samples",
+          "snr_db", "label", "index")
+ROW_KEYS = ("label", "boxes", "sounding", "direction", "colour", "shape",
+            "index")
+
+
+@dataclasses.dataclass
+class AVSplit:
+  """One split's examples as stacked arrays (synthetic_av's features)."""
+  arrays: dict
+
+  def __len__(self) -> int:
+    return len(self.arrays["label"])
+
+  def __getitem__(self, key: str) -> np.ndarray:
+    return self.arrays[key]
+
+  @classmethod
+  def from_source(cls, source) -> "AVSplit":
+    rows = [source[i] for i in range(len(source))]
+    return cls({k: np.stack([np.asarray(r[k]) for r in rows])
+                for k in ARRAYS})
+
+
+@dataclasses.dataclass
+class AVData:
+  train: AVSplit
+  test: AVSplit
+  class_names: Sequence[str]
+  num_classes: int
+  sample_rate: int
+  fps: float
+  builder: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AVSpec:
+  """How batches are made (config.dataset, checked by `from_config`)."""
+  sample_rate: int = 16000
+  features: str = "waveform"
+  log_mel: str = "ast_kaldi"
+  sync: bool = False
+  min_shift: float = 0.25   # seconds
+
+  @classmethod
+  def from_config(cls, d, sample_rate: int = 16000,
+                  duration: float = 2.0) -> "AVSpec":
+    a = d.get("audio", None) or {}
+    features = a.get("features", "waveform")
+    name = a.get("log_mel", "ast_kaldi")
+    if features not in ("waveform", "log_mel"):
+      raise VidjaxError("config.dataset.audio.features must be 'waveform' or "
+                        f"'log_mel', got {features!r}")
+    if features == "log_mel":
+      from vidjax.audio import frontend  # noqa: PLC0415
+      if name not in frontend.PRESETS:
+        raise VidjaxError(f"config.dataset.audio.log_mel={name!r} is not a "
+                          f"front-end preset (known: {sorted(frontend.PRESETS)})")
+      if frontend.PRESETS[name].sample_rate != sample_rate:
+        raise VidjaxError(
+            f"config.dataset.audio.log_mel={name!r} expects "
+            f"{frontend.PRESETS[name].sample_rate} Hz; synthetic_av is "
+            f"{sample_rate} Hz")
+    shift = float(d.get("sync_min_shift", 0.25))
+    if not 0 < shift <= duration / 2:
+      raise VidjaxError(f"config.dataset.sync_min_shift={shift}: must be in "
+                        f"(0, {duration / 2}] seconds (half the clip)")
+    return cls(int(sample_rate), features, name, bool(d.get("sync", False)),
+               shift)
+
+  def features_of(self, waves: np.ndarray) -> np.ndarray:
+    if self.features == "waveform":
+      return waves
+    from vidjax.audio import frontend  # noqa: PLC0415
+    return np.asarray(frontend.log_mel(waves, frontend.PRESETS[self.log_mel]),
+                      np.float32)
+
+
+def draw_shift(rng: np.random.Generator, num_samples: int,
+               spec: AVSpec) -> int:
+  """A circular shift in [min_shift, duration - min_shift] s, in samples."""
+  lo = int(round(spec.min_shift * spec.sample_rate))
+  return int(rng.integers(lo, num_samples - lo + 1))
+
+
+def make_batch(split: AVSplit, indices, spec: AVSpec, shifts=None) -> dict:
+  """Rows `indices` of `split`; shifts [B] int samples (0: aligned)."""
+  idx = np.asarray(indices, np.int64)
+  shifts = (np.zeros(len(idx), np.int64) if shifts is None
+            else np.asarray(shifts, np.int64))
+  audio = from_int16(split["audio"][idx])
+  stems = from_int16(split["stems"][idx])
+  for r, s in enumerate(shifts):
+    if s:
+      audio[r] = np.roll(audio[r], s)
+      stems[r] = np.roll(stems[r], s, axis=-1)
+  out = {"video": split["video"][idx], "audio": spec.features_of(audio),
+         "stems": stems, "aligned": (shifts == 0).astype(np.int32),
+         "shift": shifts.astype(np.int32)}
+  for k in ROW_KEYS:
+    out[k] = split[k][idx]
+  out["label"] = out["label"].astype(np.int32)
+  out["index"] = out["index"].astype(np.int32)
+  return out
+
+
+class TrainLoader:
+  """Step s of epoch e takes rows [j B, (j + 1) B) of a permutation drawn
+  from (seed, e) (B > #examples: B draws with replacement from (seed, s));
+  sync choices and shifts from (seed, s, row). This process builds only its
+  rows of the global batch."""
+
+  def __init__(self, split: AVSplit, spec: AVSpec, seed: int,
+               global_batch: int, process_index: int = 0,
+               process_count: int = 1):
+    if len(split) == 0:
+      raise VidjaxError("the training split has no examples")
+    if global_batch % process_count:
+      raise VidjaxError(f"config.batch_size={global_batch} must be a "
+                        f"multiple of the process count {process_count}")
+    self.split, self.spec, self.seed = split, spec, int(seed)
+    self.global_batch = int(global_batch)
+    local = self.global_batch // process_count
+    self.rows = range(process_index * local, (process_index + 1) * local)
+
+  def indices(self, step: int) -> np.ndarray:
+    n, b = len(self.split), self.global_batch
+    if n < b:
+      return np.random.default_rng([self.seed, 1, int(step)]).integers(0, n, b)
+    epoch, j = divmod(int(step), n // b)
+    order = np.random.default_rng([self.seed, 0, epoch]).permutation(n)
+    return order[j * b:(j + 1) * b]
+
+  def shifts(self, step: int) -> np.ndarray:
+    """[global B] samples (0: aligned) for sync, else zeros."""
+    out = np.zeros(self.global_batch, np.int64)
+    if self.spec.sync:
+      n = self.split["audio"].shape[1]
+      for r in range(self.global_batch):
+        rng = np.random.default_rng([self.seed, 3, int(step), r])
+        if rng.uniform() < 0.5:
+          out[r] = draw_shift(rng, n, self.spec)
+    return out
+
+  def batch(self, step: int) -> dict:
+    rows = np.asarray(self.rows)
+    return make_batch(self.split, self.indices(step)[rows], self.spec,
+                      self.shifts(step)[rows])
+
+  def iterate(self, start_step: int, end_step: int, num_workers: int = 0,
+              prefetch: int = 0):
+    for step in range(start_step, end_step):
+      yield self.batch(step)
+
+
+class EvalLoader:
+  """One ordered pass over the test split (with sync: each example aligned,
+  then shifted), in batches of `batch_size` padded with the last row
+  (`valid` marks the real ones); this process's rows of each batch."""
+
+  def __init__(self, split: AVSplit, spec: AVSpec, batch_size: int,
+               seed: int, process_index: int = 0, process_count: int = 1):
+    if len(split) == 0:
+      raise VidjaxError("the test split has no examples")
+    self.split, self.spec = split, spec
+    self.batch_size, self.seed = int(batch_size), int(seed)
+    n = len(split)
+    if spec.sync:
+      self.rows = np.repeat(np.arange(n), 2)
+      self.row_shifts = np.array(
+          [0 if k % 2 == 0 else draw_shift(np.random.default_rng(
+              [self.seed, 4, int(i)]), split["audio"].shape[1], spec)
+           for k, i in enumerate(self.rows)], np.int64)
+    else:
+      self.rows, self.row_shifts = np.arange(n), np.zeros(n, np.int64)
+    self.num_batches = -(-len(self.rows) // self.batch_size)
+    local = self.batch_size // process_count
+    self.local = slice(process_index * local, (process_index + 1) * local)
+
+  def batch(self, b: int) -> dict:
+    lo, hi = b * self.batch_size, min((b + 1) * self.batch_size,
+                                      len(self.rows))
+    if not 0 <= b < self.num_batches:
+      raise IndexError(b)
+    pos = np.arange(lo, lo + self.batch_size)
+    valid = pos < hi
+    pos = np.minimum(pos, hi - 1)[self.local]
+    out = make_batch(self.split, self.rows[pos], self.spec,
+                     self.row_shifts[pos])
+    out["valid"] = valid[self.local]
+    return out
+
+  def iterate(self):
+    for b in range(self.num_batches):
+      yield self.batch(b)
+
+
+def builder_overrides(d) -> dict:
+  """SyntheticAvConfig fields set in config.dataset that differ from the
+  named config's (e.g. train_examples=64)."""
+  from vidjax.data import synthetic_av as sa  # noqa: PLC0415
+  skip = {"name", "version", "release_notes", "supported_versions",
+          "description", "tags", "kind"}
+  base = sa.make_config(d.get("config", "fusion") or "fusion")
+  out = {}
+  for f in dataclasses.fields(sa.SyntheticAvConfig):
+    if f.name in skip or f.name not in d or d[f.name] is None:
+      continue
+    value = type(getattr(base, f.name))(d[f.name])
+    if value != getattr(base, f.name):
+      out[f.name] = value
+  return out
+
+
+def load(dataset_config) -> AVData:
+  """Both splits of config.dataset's synthetic_av build, in memory."""
+  from vidjax.data import synthetic_av as sa  # noqa: PLC0415 - TFDS is slow
+  d = dataset_config
+  if d.get("name", "synthetic_av") != "synthetic_av":
+    raise VidjaxError(f"config.dataset.name={d.get('name')!r}: the "
+                      "in-memory audio-visual loader reads synthetic_av")
+  builder = sa.load_builder(d.get("config", "fusion") or "fusion",
+                            data_dir=d.get("data_dir", None) or None,
+                            **builder_overrides(d))
+  c = builder.builder_config
+  names = list(c.class_names)
+  return AVData(
+      train=AVSplit.from_source(builder.as_data_source("train")),
+      test=AVSplit.from_source(builder.as_data_source("test")),
+      class_names=names, num_classes=len(names), sample_rate=c.sample_rate,
+      fps=c.fps, builder=builder)
