@@ -1,0 +1,126 @@
+"""MBT: audio-visual fusion through attention bottlenecks (Nagrani et al.,
+NeurIPS 2021), its late / early fusion and single-modality baselines, and
+the audio-visual synchronisation head (Owens & Efros, ECCV 2018).
+Model: vidjax/models/audio_visual.py; task: vidjax/tasks/audio_visual/.
+
+Default: bottleneck MBT on the embedded `synthetic_av` "fusion" data (two
+twin objects, one sounds; label = the sounding one's direction: only the
+flash / sound-onset timing tells which), a small model for a 2-core CPU:
+2 x 4 layers of width 64, fusion from layer 2 through 4 bottleneck tokens,
+video 16 x 32^2 in 2x8x8 tubelets (8 x 4 x 4 tokens), audio 2 s -> 201 x 64
+log-mel (10 ms hop) in 25x16 patches (8 x 4 tokens: one per 0.25 s, the
+tubelets' time span). Variants (everything else equal):
+
+* `:late`, `:early`, `:video_only`, `:audio_only`: config.model.fusion;
+* `:sync`: aligned vs shifted (>= 0.25 s) audio, 2 classes
+  (config.objective="sync"); `:sync_noise`: its control, every waveform
+  replaced by white noise of the same RMS (chance is 0.5);
+* `:tiny`: the default at test size (64 + 32 examples, a few steps);
+* `:audioset`, `:vggsound`: the paper's MBT-B (ViT-B streams, fusion layer
+  8, 4 bottlenecks, RGB 32 frames at stride 2 in 2x16x16 tubelets of
+  224^2, 8 s of 128-bin log-mel at 100 frames/s in 16x16 patches; scenic's
+  balanced_audioset_base.py: SGD momentum lr 0.5, cosine, label smoothing
+  0.3, stochastic depth 0.3, 50 epochs, batch 64, gap classifier), on the
+  user's AudioSet (527 classes, multi-label, mAP) / VGGSound (309 classes,
+  top-1) files.
+"""
+from configs import default
+
+VARIANTS = ("", "late", "early", "video_only", "audio_only", "sync",
+            "sync_noise", "tiny", "audioset", "vggsound")
+
+# The toy front end (vidjax.audio.frontend.LogMelConfig fields): librosa
+# framing, 32 ms Hann frames every 10 ms, 64 Slaney mels, dB.
+SYNTHETIC_FRONTEND = dict(
+    name="synthetic_av", sample_rate=16000, n_fft=512, win_length=400,
+    hop_length=160, window="hann", framing="librosa", center=True,
+    pad_mode="constant", remove_dc=False, preemphasis=0.0, power=2.0,
+    n_mels=64, fmin=0.0, fmax=None, htk=False, norm="slaney",
+    triangles="hz", log="db", amin=1e-10, ref=1.0, top_db=80.0)
+# MBT's (paper Sec. 4.2): 25 ms windows, 10 ms hop, 128 mel bins.
+MBT_FRONTEND = dict(SYNTHETIC_FRONTEND, name="mbt", n_mels=128, log="ln",
+                    amin=1e-6, top_db=None)
+
+
+def audio_visual_data(config, name: str, seconds: float, frames: int,
+                      crop: int, frontend: dict, normalization):
+  """The task's shared data fields (configs/ast.py uses them too)."""
+  config.task = "audio_visual"
+  config.objective = "classification"   # | "sync"
+  config.audio_frontend = dict(frontend)
+  config.audio_normalization = tuple(normalization)  # log-mel (mean, std)
+  d = config.dataset
+  d.name = name
+  d.sample_rate = frontend["sample_rate"]
+  d.audio_samples = int(round(seconds * frontend["sample_rate"]))
+  d.num_frames, d.frame_stride, d.crop_size = frames, 1, crop
+  d.multilabel = False
+  d.sync_min_shift_s = 0.25
+  d.audio_control = ""                  # "" | "noise"
+  return config
+
+
+def synthetic_data(config, kind: str = "fusion", train: int = 2048,
+                   test: int = 512):
+  # (mean, std) of the log-mel over synthetic_av train clips: -35.6, 6.6.
+  audio_visual_data(config, "synthetic_av", 2.0, 16, 32, SYNTHETIC_FRONTEND,
+                    (-35.6, 6.6))
+  d = config.dataset
+  d.kind, d.train_size, d.test_size, d.data_seed = kind, train, test, 0
+  return config
+
+
+def get_config(arg: str = ""):
+  if arg not in VARIANTS:
+    raise ValueError(f"mbt.py: unknown config argument {arg!r}; use one of "
+                     f"{VARIANTS}")
+  config = default.get_config()
+  m = config.model
+  m.name = "mbt"
+  m.fusion = "bottleneck"  # | "early" | "late" | "video_only" | "audio_only"
+  if arg in ("audioset", "vggsound"):
+    audio_visual_data(config, arg, 8.0, 32, 224, MBT_FRONTEND,
+                      (1.102, 2.762))  # scenic's spec_mean / spec_stddev
+    config.dataset.frame_stride = 2
+    config.dataset.multilabel = arg == "audioset"
+    m.hidden_size, m.num_heads, m.mlp_dim, m.num_layers = 768, 12, 3072, 12
+    m.fusion_layer, m.num_bottlenecks = 8, 4
+    m.video_patch_size = (2, 16, 16)
+    m.audio_patch_size = m.audio_patch_stride = (16, 16)
+    m.classifier = "gap"
+    m.stochastic_depth = 0.3
+    config.label_smoothing = 0.3
+    config.batch_size = config.eval_batch_size = 64
+    config.num_train_epochs = 50.0
+    config.optimizer.name = "sgd"
+    config.optimizer.learning_rate = 0.5
+    config.optimizer.momentum = 0.9
+    config.optimizer.grad_clip_norm = 1.0
+    config.optimizer.warmup_epochs = 2.5
+    return config
+  synthetic_data(config, "fusion")
+  m.hidden_size, m.num_heads, m.mlp_dim, m.num_layers = 64, 4, 128, 4
+  m.fusion_layer, m.num_bottlenecks = 2, 4
+  m.video_patch_size = (2, 8, 8)
+  m.audio_patch_size = m.audio_patch_stride = (25, 16)
+  m.classifier = "token"
+  config.batch_size, config.eval_batch_size = 32, 64
+  config.num_train_steps = 1500
+  config.log_every_steps = 50
+  config.eval_every_steps = config.checkpoint_every_steps = 500
+  o = config.optimizer
+  o.name, o.learning_rate, o.warmup_steps = "adamw", 1e-3, 100
+  o.weight_decay, o.grad_clip_norm = 0.05, 1.0
+  if arg in ("late", "early", "video_only", "audio_only"):
+    m.fusion = arg
+  if arg in ("sync", "sync_noise"):
+    config.objective = "sync"
+    config.dataset.audio_control = "noise" if arg == "sync_noise" else ""
+  if arg == "tiny":  # tests: seconds on a CPU
+    config.dataset.train_size, config.dataset.test_size = 64, 32
+    config.batch_size, config.eval_batch_size = 16, 16
+    config.num_train_steps = 4
+    config.optimizer.warmup_steps = 1
+    config.log_every_steps = config.eval_every_steps = 2
+    config.checkpoint_every_steps = 2
+  return config

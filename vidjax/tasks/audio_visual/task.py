@@ -1,0 +1,244 @@
+"""Audio-visual classification and synchronisation as a task of the loop.
+
+`config.task = "audio_visual"` (configs/mbt.py, configs/ast.py) trains AST
+(Gong et al., Interspeech 2021) or MBT and its fusion baselines (Nagrani et
+al., NeurIPS 2021; vidjax/models/audio_visual.py) through
+`python -m vidjax.main`, with the loop's checkpoints, resume, metric windows
+and data-parallel batches (vidjax/tasks/base.py is the interface).
+
+* `config.objective`: "classification" (the dataset's labels; softmax
+  top-1, and for multi-label data -- AudioSet -- sigmoid outputs scored by
+  mAP, vidjax/audio/metrics.py) or "sync" (Owens & Efros, ECCV 2018:
+  aligned vs shifted audio, 2 classes, accuracy; pairs drawn by data.py).
+* Batches: {video uint8, audio float32 waveform, label}; the log-mel front
+  end (`config.audio_frontend`, a vidjax.audio.frontend.LogMelConfig) runs
+  inside the jitted step and is recorded with the run (config.json, the
+  checkpoints' meta, and the final metrics.json).
+* Evaluation: every test example once -> eval/top1 (eval/map, eval/mauc
+  for multi-label data); for bottleneck MBT also eval/top1_zero_bottlenecks
+  (the same parameters with the bottleneck tokens zeroed at every fusion
+  layer: no information crosses the modalities). The final evaluation
+  writes WORKDIR/eval/test_step<N>/metrics.json and predictions.jsonl.
+
+Single host for evaluation (every eval batch is put whole), like the
+localization and detection tasks.
+"""
+from __future__ import annotations
+
+import json
+import os
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vidjax.errors import VidjaxError
+from vidjax.tasks import base
+from vidjax.tasks.audio_visual import data as data_lib, train_step
+
+MODELS = ("mbt", "ast")
+SYNC_NAMES = ("shifted", "aligned")
+# Datasets whose class lists are known without building them.
+NUM_CLASSES = {"audioset": 527, "vggsound": 309}
+
+
+def class_names(config) -> list:
+  """The label names, read without building any data."""
+  if config.get("objective", "classification") == "sync":
+    return list(SYNC_NAMES)
+  d = config.dataset
+  if d.name == "synthetic_av":
+    from vidjax.data import av_render  # noqa: PLC0415
+    return list(av_render.class_names(d.get("kind", "fusion")))
+  if d.name in NUM_CLASSES:
+    return [str(i) for i in range(NUM_CLASSES[d.name])]
+  raise VidjaxError(f"config.dataset.name={d.name!r}: audio-visual "
+                    "datasets are synthetic_av, audioset and vggsound")
+
+
+def num_classes(config) -> int:
+  return len(class_names(config))
+
+
+def _frontend(config):
+  from vidjax.audio import frontend  # noqa: PLC0415
+  if "audio_frontend" not in config:
+    raise VidjaxError("config.audio_frontend is missing (LogMelConfig "
+                      "fields, vidjax/audio/frontend.py)")
+  try:
+    return frontend.LogMelConfig.from_dict(dict(config.audio_frontend))
+  except VidjaxError as e:  # "audio.<field>: ..." -> the config key
+    raise VidjaxError(f"config.audio_frontend.{str(e)[len('audio.'):]}"
+                      if str(e).startswith("audio.") else str(e)) from None
+
+
+def preflight(config, mesh):
+  """Every audio-visual config check (one-line VidjaxErrors naming the
+  key), before any data is built or anything compiled."""
+  from vidjax import optim, preflight as pf, registry, sharding  # noqa
+  from vidjax.config_check import check_config  # noqa: PLC0415
+  check_config(config)
+  m, d = config.model, config.dataset
+  if m.get("name") not in MODELS:
+    raise VidjaxError(f"config.model.name={m.get('name')!r}: the "
+                      f"audio_visual task trains {', '.join(MODELS)}")
+  data_lib.check(config)
+  c = _frontend(config)
+  if int(c.sample_rate) != int(d.get("sample_rate", c.sample_rate)):
+    raise VidjaxError(f"config.audio_frontend.sample_rate={c.sample_rate} "
+                      f"differs from config.dataset.sample_rate="
+                      f"{d.sample_rate}")
+  norm = config.get("audio_normalization", None)
+  if norm is None or len(norm) != 2 or float(norm[1]) <= 0:
+    raise VidjaxError(f"config.audio_normalization={norm!r}: (mean, std) "
+                      "with std > 0")
+  if config.get("grad_accum_steps", 1) != 1:
+    raise VidjaxError("config.grad_accum_steps: the audio_visual step takes "
+                      "whole batches (set 1)")
+  if d.get("multilabel", False) and config.get("objective") == "sync":
+    raise VidjaxError("config.dataset.multilabel: sync pairs are "
+                      "single-label (aligned / shifted)")
+  optim.make_optimizer(config.optimizer,
+                       optim.make_schedule(config.optimizer, 2, 1))
+  sharding.check_batch_size(config.batch_size, mesh)
+  sharding.check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
+  names = class_names(config)
+  model = registry.build_model(m, len(names))
+  frames, mels = train_step.spectrogram_shape(config)
+  spec = jnp.zeros((1, frames, mels))
+  args = (spec,)
+  if train_step.uses_video(config):
+    video = jnp.zeros((1, d.num_frames, d.crop_size, d.crop_size, 3))
+    args = (video, spec)
+  try:  # the model's structure, traced (no compile)
+    abstract = jax.eval_shape(lambda: model.init(
+        {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(0)},
+        *args))["params"]
+  except VidjaxError:
+    raise
+  except Exception as e:  # noqa: BLE001  (flax shape errors)
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    raise VidjaxError(f"config.model: {m.name} cannot be built for "
+                      f"{d.num_frames}x{d.crop_size}^2 clips and "
+                      f"{frames}x{mels} log-mels ({first[:200]})") from None
+  return pf.Preflight(names, None, model, abstract)
+
+
+class AudioVisual(base.Task):
+  """The Task (vidjax/tasks/base.py) of audio-visual classification and
+  synchronisation."""
+
+  name = "audio_visual"
+  eval_keys = data_lib.EVAL_KEYS
+  counts_flops = False
+
+  def preflight(self, config, mesh):
+    return preflight(config, mesh)
+
+  def load_data(self, config, workdir: str, log=print, class_names=None):
+    got = load(config)
+    if not len(got.train) or not len(got.test):
+      raise VidjaxError(f"config.dataset.name={config.dataset.name}: no "
+                        "train or no test examples")
+    if class_names is not None and len(got.class_names) != len(class_names):
+      raise VidjaxError(f"config.dataset.name={config.dataset.name}: the "
+                        f"data has {len(got.class_names)} classes, the model "
+                        f"was checked with {len(class_names)}")
+    return got
+
+  def loaders(self, config, pre, data, pidx: int, pcount: int):
+    spec = data_lib.PairSpec.from_config(config)
+    return (data_lib.TrainLoader(data.train, spec, config.batch_size, pidx,
+                                 pcount),
+            data_lib.EvalLoader(data.test, spec, config.eval_batch_size),
+            data.test)
+
+  def create_state(self, model, tx, config, rng):
+    return train_step.create_state(model, tx, config, rng)
+
+  def make_train_step(self, config, schedule):
+    return train_step.make_train_step(config, schedule)
+
+  def make_eval_step(self, config):
+    return train_step.make_eval_step(config)
+
+  def evaluate(self, ctx: base.EvalContext, state, eval_step, step: int):
+    from vidjax import sharding  # noqa: PLC0415
+    outs, labels = {}, []
+    for batch in ctx.eval_loader.iterate():
+      got = jax.device_get(eval_step(state, sharding.put_batch(
+          {k: batch[k] for k in data_lib.EVAL_KEYS}, ctx.mesh)))
+      valid = batch["valid"]
+      for k, v in got.items():
+        outs.setdefault(k, []).append(np.asarray(v)[valid])
+      labels.append(batch["label"][valid])
+    outs = {k: np.concatenate(v) for k, v in outs.items()}
+    labels = np.concatenate(labels)
+    result = scores(outs, labels, multi=labels.ndim == 2)
+    if step != ctx.num_steps or not ctx.is_main:
+      return result, None
+
+    def record():  # the final evaluation's files
+      write_final(ctx, step, result, outs["logits"], labels)
+      return None
+    return result, record
+
+  def summary(self, config, final: dict) -> str:
+    n = int(final.get("eval/num_examples", 0))
+    if "eval/map" in final:
+      return f"test ({n} clips): mAP={final['eval/map']:.4f}"
+    text = f"test ({n} clips): top1={final['eval/top1']:.4f}"
+    if "eval/top1_zero_bottlenecks" in final:
+      text += (" (bottlenecks zeroed: "
+               f"{final['eval/top1_zero_bottlenecks']:.4f})")
+    return text
+
+
+def scores(outs: dict, labels: np.ndarray, multi: bool) -> dict:
+  """eval/* metrics of the test logits (module docstring)."""
+  result = {"eval/num_examples": float(len(labels))}
+  if multi:
+    from vidjax.audio import metrics  # noqa: PLC0415
+    result["eval/map"] = float(metrics.mean_average_precision(
+        labels, outs["logits"]))
+    return result
+  for key, name in (("logits", "eval/top1"),
+                    ("logits_zero", "eval/top1_zero_bottlenecks")):
+    if key in outs:
+      result[name] = float(np.mean(np.argmax(outs[key], -1) == labels))
+  return result
+
+
+def write_final(ctx, step: int, result: dict, logits, labels):
+  """WORKDIR/eval/test_step<N>/{metrics.json, predictions.jsonl}."""
+  out = os.path.join(ctx.workdir, "eval", f"test_step{step}")
+  os.makedirs(out, exist_ok=True)
+  config = ctx.config
+  with open(os.path.join(out, "metrics.json"), "w") as f:
+    json.dump({**result, "split": "test", "step": int(step),
+               "objective": config.get("objective", "classification"),
+               "model": config.model.name,
+               "fusion": config.model.get("fusion", None),
+               "audio_frontend": _frontend(config).to_dict(),
+               "checkpoint": ctx.checkpoint_path(step)}, f, indent=1)
+  probs = jax.nn.softmax(jnp.asarray(logits), -1) if labels.ndim == 1 else \
+      jax.nn.sigmoid(jnp.asarray(logits))
+  with open(os.path.join(out, "predictions.jsonl"), "w") as f:
+    for i, (p, y) in enumerate(zip(np.asarray(probs), labels)):
+      f.write(json.dumps({"index": i, "label": np.asarray(y).tolist(),
+                          "probabilities": [round(float(v), 6)
+                                            for v in p]}) + "\n")
+
+
+def load(config):
+  """-> namespace(train, test: data.Split, class_names): the dataset's
+  splits in memory."""
+  d = config.dataset
+  if d.name != "synthetic_av":
+    raise VidjaxError(f"config.dataset.name={d.name!r}: this build of the "
+                      "audio_visual task reads synthetic_av only")
+  from vidjax.tasks.audio_visual import sources  # noqa: PLC0415
+  train, test = sources.synthetic_av(config)
+  return types.SimpleNamespace(train=train, test=test, name=d.name,
+                               class_names=class_names(config))
