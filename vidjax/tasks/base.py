@@ -8,7 +8,9 @@
   (vidjax/pretrain_step.py), `Pretraining` below;
 * "localization": temporal action localization on window features
   (vidjax/tasks/localization/task.py);
-* "detection": AVA-style action detection (vidjax/tasks/detection/task.py).
+* "detection": AVA-style action detection (vidjax/tasks/detection/task.py);
+* "long_video": clip samplers on untrimmed videos (SCSampler;
+  vidjax/tasks/long_video/task.py).
 
 The loop itself -- preflight, checkpoint/resume, the state's shardings, the
 jitted train step with the state donated, metric windows, non-finite
@@ -202,10 +204,28 @@ def _detection():
   return Detection
 
 
+def _long_video():
+  from vidjax.tasks.long_video.task import LongVideo  # noqa: PLC0415
+  return LongVideo
+
+
+def _audio_visual():
+  from vidjax.tasks.audio_visual.task import AudioVisual  # noqa: PLC0415
+  return AudioVisual
+
+
+def _separation():
+  from vidjax.tasks.separation.task import Separation  # noqa: PLC0415
+  return Separation
+
+
 TASKS = {"classification": lambda: Classification,
          "videomae_pretrain": lambda: Pretraining,
          "localization": _localization,
-         "detection": _detection}
+         "detection": _detection,
+         "separation": _separation,
+         "audio_visual": _audio_visual,
+         "long_video": _long_video}
 
 
 def get_task(config) -> Task:
@@ -215,7 +235,8 @@ def get_task(config) -> Task:
   if name not in TASKS:
     raise VidjaxError(f"config.task={name!r}: use one of "
                       f"{', '.join(TASKS)}")
-  if name not in ("localization", "detection"):  # their own model checks
+  if name not in ("localization", "detection", "separation", "audio_visual",
+                  "long_video"):  # their own model checks
     from vidjax import pretrain_step  # noqa: PLC0415
     pretrain_step.task(config)  # the model fits the task
   return TASKS[name]()()
