@@ -55,18 +55,20 @@ def audio_visual_data(config, name: str, seconds: float, frames: int,
   d.audio_samples = int(round(seconds * frontend["sample_rate"]))
   d.num_frames, d.frame_stride, d.crop_size = frames, 1, crop
   d.multilabel = False
-  d.sync_min_shift_s = 0.25
+  d.sync = False                        # objective "sync": True
+  d.sync_min_shift = 0.25               # s, either way
   d.audio_control = ""                  # "" | "noise"
   return config
 
 
 def synthetic_data(config, kind: str = "fusion", train: int = 2048,
-                   test: int = 512):
+                   test: int = 256):
   # (mean, std) of the log-mel over synthetic_av train clips: -35.6, 6.6.
   audio_visual_data(config, "synthetic_av", 2.0, 16, 32, SYNTHETIC_FRONTEND,
                     (-35.6, 6.6))
   d = config.dataset
-  d.kind, d.train_size, d.test_size, d.data_seed = kind, train, test, 0
+  d.config, d.train_examples, d.test_examples = kind, train, test
+  d.fps = 8.0                           # the build's frame rate
   return config
 
 
@@ -115,9 +117,10 @@ def get_config(arg: str = ""):
     m.fusion = arg
   if arg in ("sync", "sync_noise"):
     config.objective = "sync"
+    config.dataset.sync = True
     config.dataset.audio_control = "noise" if arg == "sync_noise" else ""
   if arg == "tiny":  # tests: seconds on a CPU
-    config.dataset.train_size, config.dataset.test_size = 64, 32
+    config.dataset.train_examples, config.dataset.test_examples = 64, 32
     config.batch_size, config.eval_batch_size = 16, 16
     config.num_train_steps = 4
     config.optimizer.warmup_steps = 1

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import types
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,7 +48,7 @@ def class_names(config) -> list:
   d = config.dataset
   if d.name == "synthetic_av":
     from vidjax.data import av_render  # noqa: PLC0415
-    return list(av_render.class_names(d.get("kind", "fusion")))
+    return list(av_render.class_names(d.get("config", "fusion")))
   if d.name in NUM_CLASSES:
     return [str(i) for i in range(NUM_CLASSES[d.name])]
   raise VidjaxError(f"config.dataset.name={d.name!r}: audio-visual "
@@ -148,11 +146,14 @@ class AudioVisual(base.Task):
     return got
 
   def loaders(self, config, pre, data, pidx: int, pcount: int):
-    spec = data_lib.PairSpec.from_config(config)
-    return (data_lib.TrainLoader(data.train, spec, config.batch_size, pidx,
-                                 pcount),
-            data_lib.EvalLoader(data.test, spec, config.eval_batch_size),
-            data.test)
+    from vidjax.data import av_loader  # noqa: PLC0415
+    spec = av_loader.AVSpec.from_config(config.dataset, data.sample_rate)
+    train = av_loader.TrainLoader(data.train, spec, config.seed,
+                                  config.batch_size, pidx, pcount)
+    test = av_loader.EvalLoader(data.test, spec, config.eval_batch_size,
+                                config.seed)
+    return (data_lib.TrainLoader(train, config),
+            data_lib.EvalLoader(test, config), data.test)
 
   def create_state(self, model, tx, config, rng):
     return train_step.create_state(model, tx, config, rng)
@@ -232,13 +233,25 @@ def write_final(ctx, step: int, result: dict, logits, labels):
 
 
 def load(config):
-  """-> namespace(train, test: data.Split, class_names): the dataset's
-  splits in memory."""
+  """The dataset's splits in memory (vidjax/data/av_loader.py: synthetic_av;
+  AudioSet / VGGSound train through their TFDS builds, not this in-memory
+  path)."""
   d = config.dataset
   if d.name != "synthetic_av":
-    raise VidjaxError(f"config.dataset.name={d.name!r}: this build of the "
-                      "audio_visual task reads synthetic_av only")
-  from vidjax.tasks.audio_visual import sources  # noqa: PLC0415
-  train, test = sources.synthetic_av(config)
-  return types.SimpleNamespace(train=train, test=test, name=d.name,
-                               class_names=class_names(config))
+    raise VidjaxError(f"config.dataset.name={d.name!r}: the audio_visual "
+                      "task reads synthetic_av in memory; AudioSet and "
+                      "VGGSound variants are architecture entries of "
+                      "tools.model_table until their loader lands")
+  from vidjax.data import av_loader  # noqa: PLC0415
+  got = av_loader.load(d)
+  samples = got.train["audio"].shape[1]
+  if samples != int(d.audio_samples):
+    raise VidjaxError(f"config.dataset.audio_samples={d.audio_samples}: the "
+                      f"build's clips have {samples} samples")
+  if got.sample_rate != int(config.audio_frontend.sample_rate):
+    raise VidjaxError(f"config.audio_frontend.sample_rate="
+                      f"{config.audio_frontend.sample_rate}: the build is "
+                      f"{got.sample_rate} Hz")
+  if config.get("objective", "classification") == "sync":
+    got.class_names = list(SYNC_NAMES)
+  return got
