@@ -29,8 +29,8 @@ modalities). An example is a pure function of (seed, split, index, kind):
   Onset sample = onset frame x sample_rate / fps exactly (frame k shows at
   k / fps s): sound and flash start together.
 * Mixture = sum of the stems + white noise (int16, exact in the stored
-  integers); the noise power is set so that SNR = 10 log10(P(sum of stems) /
-  P(noise)) over the clip is uniform in SNR_DB, and the whole example is
+  integers); the noise is scaled so that SNR = 10 log10(P(sum of stems) /
+  P(noise)) over the clip (its realised powers) is uniform in SNR_DB, and the whole example is
   scaled so the mixture peaks at 0.3-0.6 of full scale.
 
 Kinds (the TFDS configs of synthetic_av.py; label = index % 4, balanced):
@@ -246,7 +246,8 @@ def render_audio(p: dict, seed: int, split: str, index: int,
   stems = np.stack([voice(o, sample_rate, fps, n, rng) if o["sounding"]
                     else np.zeros(n) for o in p["objects"]])
   power = np.mean(stems.sum(0) ** 2)
-  noise = rng.standard_normal(n) * np.sqrt(power / 10 ** (p["snr_db"] / 10))
+  noise = rng.standard_normal(n)
+  noise *= np.sqrt(power / 10 ** (p["snr_db"] / 10) / np.mean(noise ** 2))
   scale = p["peak"] / np.abs(stems.sum(0) + noise).max()
   stems_q = np.round(stems * scale * 32767.0).astype(np.int32)
   noise_q = np.round(noise * scale * 32767.0).astype(np.int32)

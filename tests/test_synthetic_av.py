@@ -1,0 +1,283 @@
+"""synthetic_av (issue #22): the mixture is the stems plus noise at the stated
+SNR, sound onsets start at the rendered flashes, voices follow the looks,
+the fusion label needs both modalities, and the tiny build and the loader's
+batches (sync shifts, eval pairs, process slices) are what they claim."""
+import ml_collections
+import numpy as np
+import pytest
+
+from vidjax.audio import frontend
+from vidjax.data import av_render as ar
+from vidjax.errors import VidjaxError
+
+SR, FPS, T = 16000, 8.0, 16
+PER_FRAME = int(SR / FPS)
+
+
+def _flash_frames(video, p, k):
+  """Frames where object k's core (a disc of radius 0.6 x its size around
+  its centre) is far brighter than its median frame."""
+  o = p["objects"][k]
+  yy, xx = np.mgrid[0:32, 0:32] + 0.5
+  bright = []
+  for t in range(len(video)):
+    core = (xx - o["cx"][t]) ** 2 + (yy - o["cy"][t]) ** 2 <= (
+        0.6 * o["size"]) ** 2
+    bright.append(video[t][core].astype(np.float32).mean())
+  bright = np.array(bright)
+  return np.flatnonzero(bright > np.median(bright) + 30)
+
+
+def _audio_onsets(stem):
+  """Start samples of the nonzero runs of a stem (runs >= 1000 zeros apart)."""
+  nz = np.flatnonzero(stem)
+  if not len(nz):
+    return np.zeros(0, int)
+  return nz[np.concatenate([[True], np.diff(nz) > 1000])]
+
+
+def test_render_is_deterministic_in_the_seed():
+  for kind in ar.KINDS:
+    v1, m1, s1, _ = ar.render(0, "train", 5, kind=kind)
+    v2, m2, s2, _ = ar.render(0, "train", 5, kind=kind)
+    v3, m3, _, _ = ar.render(1, "train", 5, kind=kind)
+    np.testing.assert_array_equal(v1, v2)
+    np.testing.assert_array_equal(m1, m2)
+    np.testing.assert_array_equal(s1, s2)
+    assert not np.array_equal(v1, v3) and not np.array_equal(m1, m3)
+    assert v1.shape == (T, 32, 32, 3) and v1.dtype == np.uint8
+    assert m1.shape == (32000,) and m1.dtype == np.int16
+    assert s1.shape == (2, 32000) and s1.dtype == np.int16
+
+
+def test_mixture_is_stems_plus_noise_at_the_stated_snr():
+  for i in range(12):
+    kind = ar.KINDS[i % 3]
+    _, mix, stems, p = ar.render(0, "test", i, kind=kind)
+    noise = mix.astype(np.int64) - stems.astype(np.int64).sum(0)
+    src = stems.astype(np.float64).sum(0)
+    snr = 10 * np.log10(np.mean(src ** 2) / np.mean(noise.astype(float) ** 2))
+    assert abs(snr - p["snr_db"]) < 0.05, (i, snr, p["snr_db"])
+    assert 10.0 <= p["snr_db"] <= 20.0
+    # the noise is independent of the sources and white
+    corr = np.corrcoef(noise, src)[0, 1]
+    assert abs(corr) < 0.05
+    spec = np.abs(np.fft.rfft(noise)) ** 2
+    lo, hi = spec[1:len(spec) // 2].mean(), spec[len(spec) // 2:].mean()
+    assert 0.9 < lo / hi < 1.1
+    assert 0.3 * 32767 - 2 <= np.abs(mix).max() <= 0.6 * 32767 + 2
+    for k, o in enumerate(p["objects"]):
+      assert np.any(stems[k]) == o["sounding"]
+
+
+def test_sound_onsets_start_at_the_visual_flashes():
+  for i in range(9):
+    kind = ar.KINDS[i % 3]
+    video, _, stems, p = ar.render(2, "train", i, kind=kind)
+    everything = []
+    for k, o in enumerate(p["objects"]):
+      flashes = _flash_frames(video, p, k)
+      np.testing.assert_array_equal(flashes, o["onsets"])   # from pixels
+      assert len(flashes) >= 3
+      everything += list(flashes)
+      if o["sounding"]:
+        onsets = _audio_onsets(stems[k])
+        assert len(onsets) == len(flashes)
+        hop = frontend.PRESETS["ast_kaldi"].hop_length
+        assert np.all(np.abs(onsets - flashes * PER_FRAME) < hop), (
+            onsets, flashes)
+        for a in onsets:     # each burst lasts at most 150 ms
+          assert not np.any(stems[k][a + int(0.15 * SR) + 1:
+                                     a + int(0.25 * SR)])
+    gaps = np.diff(np.sort(everything))
+    assert gaps.min() >= ar.MIN_GAP and min(everything) >= 1
+    assert max(everything) <= T - 3
+
+
+def _harmonics(stem, f0):
+  spec = np.abs(np.fft.rfft(stem.astype(np.float64)))
+  freqs = np.fft.rfftfreq(len(stem), 1 / SR)
+  peak = freqs[np.argmax(spec)]
+  amp = lambda f: spec[np.abs(freqs - f) < 3].max()  # noqa: E731
+  found = tuple(h for h in range(1, 9) if h * f0 < 0.45 * SR
+                and amp(h * f0) > 0.1 * amp(f0))
+  return peak, found
+
+
+def test_voices_follow_the_looks_and_test_pitches_are_held_out():
+  for i in range(12):
+    split = ("train", "test")[i % 2]
+    video, _, stems, p = ar.render(1, split, i, kind="separation")
+    for k, o in enumerate(p["objects"]):
+      peak, found = _harmonics(stems[k], o["f0"])
+      lo, hi = ar.F0_BANDS[o["colour"]]
+      assert lo <= peak <= hi and abs(peak - o["f0"]) < 0.02 * o["f0"] + 5
+      assert found == tuple(h for h in ar.HARMONICS[o["shape"]]
+                            if h * o["f0"] < 0.45 * SR)
+      t = int(np.flatnonzero(~o["flash"])[0])        # an unlit frame
+      pix = video[t, int(o["cy"][t]), int(o["cx"][t])].astype(float)
+      assert np.argmin(np.linalg.norm(ar.COLOURS - pix, axis=1)) == \
+          o["colour"]
+      u = np.log(o["f0"] / lo) / np.log(hi / lo) * ar.F0_BINS
+      assert (int(u) in ar.HELD_OUT_BINS) == (split == "test")
+    c, s = [o["colour"] for o in p["objects"]], [o["shape"] for o in
+                                                 p["objects"]]
+    assert c[0] != c[1] and s[0] != s[1]             # distinct voices
+
+
+def _band_energies(kind, split, n, seed):
+  """Per clip: log energy in 40 log-spaced bands 100 Hz - 8 kHz of the whole
+  mixture, level-normalised (a time-pooled spectrum)."""
+  edges = np.geomspace(100, 8000, 41)
+  freqs = np.fft.rfftfreq(32000, 1 / SR)
+  band = np.searchsorted(edges, freqs) - 1
+  feats, labels = [], []
+  for i in range(n):
+    p = ar.plan(seed, split, i, kind=kind)
+    power = np.abs(np.fft.rfft(ar.render_audio(p, seed, split, i)[0])) ** 2
+    e = np.log(np.bincount(band[band >= 0] % 40,
+                           power[band >= 0], 40) + 1e-9)
+    feats.append(e - e.mean())
+    labels.append(p["label"])
+  return np.array(feats), np.array(labels)
+
+
+def _nearest_centroid(kind, seed):
+  xtr, ytr = _band_energies(kind, "train", 160, seed)
+  xte, yte = _band_energies(kind, "test", 80, seed)
+  mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
+  cent = np.stack([((xtr - mu) / sd)[ytr == c].mean(0) for c in range(4)])
+  d = (((xte - mu) / sd)[:, None] - cent[None]) ** 2
+  return yte, d.sum(-1).argmin(1)
+
+
+def test_fusion_label_is_not_in_the_audio_alone():
+  y, pred = _nearest_centroid("fusion", 0)
+  assert np.mean(pred == y) <= 0.40                  # chance 0.25
+  # control: the same classifier hears the factorised config's pitch, and
+  # not its direction
+  y, pred = _nearest_centroid("factorised", 2)
+  assert np.mean(pred % 2 == y % 2) >= 0.95
+  assert np.mean(pred // 2 == y // 2) <= 0.65
+
+
+def test_fusion_label_is_not_in_the_video_alone():
+  n = 800
+  first, stats = [], {True: [], False: []}
+  labels = np.zeros(4)
+  for i in range(n):
+    p = ar.plan(0, "train", i, kind="fusion")
+    a, b = p["objects"]
+    assert a["colour"] == b["colour"] and a["shape"] == b["shape"]
+    np.testing.assert_array_equal(a["rgb"], b["rgb"])   # twins
+    assert a["direction"] != b["direction"] and a["sounding"] != b["sounding"]
+    snd = a if a["sounding"] else b
+    assert p["label"] == snd["direction"]
+    labels[p["label"]] += 1
+    first.append(p["label"] == a["direction"])
+    for o in (a, b):
+      stats[o["sounding"]].append((o["onsets"].mean(), o["size"],
+                                   o["cx"].mean() > 16, o["flash"].sum()))
+  np.testing.assert_array_equal(labels, n // 4)
+  # a video-only guess (either object's direction) is right half the time
+  assert abs(np.mean(first) - 0.5) < 0.06
+  # the sounding twin looks like the silent one (same per-object marginals)
+  on, off = np.array(stats[True]), np.array(stats[False])
+  for j in range(on.shape[1]):
+    sd = max(off[:, j].std(), 1e-6)
+    assert abs(on[:, j].mean() - off[:, j].mean()) < 0.15 * sd + 1e-9
+
+
+def test_factorised_labels_are_motion_times_pitch():
+  for i in range(40):
+    p = ar.plan(2, "train", i, kind="factorised")
+    a, b = p["objects"]
+    snd = a if a["sounding"] else b
+    assert a["direction"] == b["direction"] == p["label"] // 2
+    assert snd["colour"] // 2 == p["label"] % 2
+    assert a["sounding"] != b["sounding"]
+
+
+def _cfg(tmp_path, **kw):
+  return ml_collections.ConfigDict(dict(
+      name="synthetic_av", config="fusion", data_dir=str(tmp_path),
+      train_examples=8, test_examples=5, **kw))
+
+
+def test_tiny_build_reads_back_the_rendered_examples(tmp_path):
+  from vidjax.data import av_loader
+  from vidjax.data import synthetic_av as sa
+  data = av_loader.load(_cfg(tmp_path))
+  assert (len(data.train), len(data.test)) == (8, 5)
+  assert data.class_names == list(ar.DIRECTION_NAMES)
+  ex = sa.render_example(data.builder.builder_config, "test", 3)
+  for key in ("video", "audio", "stems", "boxes", "flash", "onset_samples"):
+    np.testing.assert_array_equal(data.test[key][3], ex[key])
+  np.testing.assert_array_equal(data.test["onset_samples"],
+                                data.test["onset_frames"] * PER_FRAME)
+  assert data.test["label"].tolist() == [0, 1, 2, 3, 0]
+
+
+def test_loader_batches_sync_shifts_and_process_slices(tmp_path):
+  from vidjax.data import av_loader
+  data = av_loader.load(_cfg(tmp_path))
+  spec = av_loader.AVSpec.from_config(_cfg(tmp_path, sync=True))
+  plain = av_loader.AVSpec()
+  loader = av_loader.TrainLoader(data.train, spec, seed=3, global_batch=16)
+  b, again = loader.batch(7), loader.batch(7)
+  for k in b:
+    np.testing.assert_array_equal(b[k], again[k])
+  assert b["audio"].shape == (16, 32000) and b["audio"].dtype == np.float32
+  ref = av_loader.make_batch(data.train, b["index"], plain)
+  lo = int(0.25 * SR)
+  assert 0 < b["aligned"].sum() < 16
+  for r in range(16):
+    s = int(b["shift"][r])
+    assert (s == 0) == bool(b["aligned"][r])
+    if s:
+      assert lo <= s <= 32000 - lo                  # >= 0.25 s either way
+    np.testing.assert_array_equal(b["audio"][r], np.roll(ref["audio"][r], s))
+    np.testing.assert_array_equal(b["stems"][r],
+                                  np.roll(ref["stems"][r], s, axis=-1))
+    np.testing.assert_allclose(b["audio"][r], b["stems"][r].sum(0), atol=0.2)
+  halves = [av_loader.TrainLoader(data.train, spec, 3, 16, p, 2).batch(7)
+            for p in (0, 1)]
+  for k in b:
+    np.testing.assert_array_equal(np.concatenate([h[k] for h in halves]),
+                                  b[k])
+  # evaluation: every example aligned, then shifted; the last batch padded
+  ev = av_loader.EvalLoader(data.test, spec, batch_size=4, seed=3)
+  rows = list(ev.iterate())
+  assert len(rows) == 3 and [int(x["valid"].sum()) for x in rows] == [4, 4, 2]
+  idx = np.concatenate([x["index"][x["valid"]] for x in rows])
+  aligned = np.concatenate([x["aligned"][x["valid"]] for x in rows])
+  assert idx.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+  assert aligned.tolist() == [1, 0] * 5
+  assert [int(x) for x in ev.batch(1)["shift"]] == [
+      int(x) for x in rows[1]["shift"]]
+
+
+def test_log_mel_features_and_bad_settings(tmp_path):
+  from vidjax.data import av_loader
+  from vidjax.data import synthetic_av as sa
+  data = av_loader.load(_cfg(tmp_path))
+  spec = av_loader.AVSpec.from_config(_cfg(
+      tmp_path, audio=dict(features="log_mel", log_mel="ast_kaldi")))
+  b = av_loader.EvalLoader(data.test, spec, 5, 0).batch(0)
+  c = frontend.PRESETS["ast_kaldi"]
+  assert b["audio"].shape == (5, frontend.num_frames(32000, c), c.n_mels)
+  np.testing.assert_allclose(
+      b["audio"][2], frontend.log_mel(data.test["audio"][2] / 32767.0, c),
+      rtol=1e-5, atol=1e-4)
+  for kw, key in ((dict(num_frames=12), "num_frames"),
+                  (dict(train_examples=0), "train_examples"),
+                  (dict(fps=7.0), "sample_rate")):
+    with pytest.raises(VidjaxError, match=f"config.dataset.{key}"):
+      sa.make_config("fusion", **kw)
+  with pytest.raises(VidjaxError, match="config.dataset.config"):
+    sa.make_config("duet")
+  with pytest.raises(VidjaxError, match="sync_min_shift"):
+    av_loader.AVSpec.from_config(_cfg(tmp_path, sync_min_shift=1.5))
+  with pytest.raises(VidjaxError, match="audio.log_mel"):
+    av_loader.AVSpec.from_config(_cfg(
+        tmp_path, audio=dict(features="log_mel", log_mel="librosa_default")))
