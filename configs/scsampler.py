@@ -61,7 +61,8 @@ def get_config(arg: str = ""):
   config.classifier_run = ""  # a vidjax classification run; "": train it
   config.classifier = ml_collections.ConfigDict({
       "config": "early_fusion", "dataset": "motion", "steps": 600,
-      "tiny": False})
+      "tiny": False, "data_dir": "", "train_per_class": -1,
+      "test_per_class": -1})
 
   config.model = ml_collections.ConfigDict({
       "name": "saliency_mlp", "hidden": 32, "num_layers": 1, "dropout": 0.0})

@@ -130,6 +130,9 @@ def classifier_run(config, workdir: str, log=print) -> str:
   work = os.path.join(workdir, CLASSIFIER_DIR)
   cconfig = experiment.build_config(c.config, c.dataset, int(c.steps),
                                     tiny=bool(c.get("tiny", False)))
+  for key in ("data_dir", "train_per_class", "test_per_class"):
+    if c.get(key) not in (None, "", -1):
+      cconfig.dataset[key] = c[key]
   if not os.path.isdir(os.path.join(work, "checkpoints", str(int(c.steps)))):
     log(f"classifier: training {c.config} on synthetic_motion/{c.dataset} "
         f"for {c.steps} steps in {work}")
