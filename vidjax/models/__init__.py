@@ -10,3 +10,4 @@ from vidjax.models import inception  # noqa: F401
 from vidjax.models import mvit  # noqa: F401
 from vidjax.models import separation  # noqa: F401
 from vidjax.models import audio_visual  # noqa: F401
+from vidjax.models import movinet  # noqa: F401
