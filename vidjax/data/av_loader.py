@@ -107,7 +107,8 @@ class AVSpec:
       from vidjax.audio import frontend  # noqa: PLC0415
       if name not in frontend.PRESETS:
         raise VidjaxError(f"config.dataset.audio.log_mel={name!r} is not a "
-                          f"front-end preset (known: {sorted(frontend.PRESETS)})")
+                          "front-end preset (known: "
+                          f"{sorted(frontend.PRESETS)})")
       if frontend.PRESETS[name].sample_rate != sample_rate:
         raise VidjaxError(
             f"config.dataset.audio.log_mel={name!r} expects "

@@ -30,8 +30,8 @@ modalities). An example is a pure function of (seed, split, index, kind):
   k / fps s): sound and flash start together.
 * Mixture = sum of the stems + white noise (int16, exact in the stored
   integers); the noise is scaled so that SNR = 10 log10(P(sum of stems) /
-  P(noise)) over the clip (its realised powers) is uniform in SNR_DB, and the whole example is
-  scaled so the mixture peaks at 0.3-0.6 of full scale.
+  P(noise)) over the clip (realised powers) is uniform in SNR_DB, and the
+  whole example is scaled so the mixture peaks at 0.3-0.6 of full scale.
 
 Kinds (the TFDS configs of synthetic_av.py; label = index % 4, balanced):
 * "fusion": the two objects are twins (same colour class, exact colour and
