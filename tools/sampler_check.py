@@ -2,7 +2,7 @@
 through the main job, and the table.
 
   python -m tools.sampler_check --workdir=DIR [--classifier_run=RUN]
-      [--seed=0] [--out=FILE.json]
+      [--seed=0] [--data_seed=0] [--out=FILE.json]
   python -m tools.sampler_check --run=DIR      # a finished run: table only
 
 Runs (or resumes; a finished run is only re-read) `configs/scsampler.py`
@@ -75,12 +75,14 @@ def report(m: dict) -> str:
   return "\n".join(lines)
 
 
-def run(workdir: str, classifier_run: str = "", seed: int = 0) -> dict:
+def run(workdir: str, classifier_run: str = "", seed: int = 0,
+        data_seed: int = 0) -> dict:
   """configs/scsampler.py through train_and_evaluate; the final metrics."""
   from configs import scsampler  # noqa: PLC0415
   from vidjax import train  # noqa: PLC0415
   config = scsampler.get_config()
   config.classifier_run, config.seed = classifier_run, seed
+  config.dataset.synthetic.seed = data_seed
   t0 = time.time()
   train.train_and_evaluate(config, workdir)
   m = final_metrics(workdir)
@@ -96,7 +98,7 @@ def main(argv):
   if f.run:
     m = final_metrics(f.run)
   elif f.workdir:
-    m = run(f.workdir, f.classifier_run, f.seed)
+    m = run(f.workdir, f.classifier_run, f.seed, f.data_seed)
   else:
     raise SystemExit("give --workdir=DIR (run) or --run=DIR (read)")
   print(report(m))
@@ -113,5 +115,7 @@ if __name__ == "__main__":
   flags.DEFINE_string("classifier_run", "", "A classification run to use "
                       "as the classifier (default: train it in the run).")
   flags.DEFINE_integer("seed", 0, "Sampler init, batches, random-k draws.")
+  flags.DEFINE_integer("data_seed", 0, "The long videos' build seed "
+                      "(config.dataset.synthetic.seed).")
   flags.DEFINE_string("out", "", "Write the final metrics as JSON here.")
   app.run(main)

@@ -90,10 +90,10 @@ def format_table(rows: list, auc: float, classifier_gmacs: float,
            f"classifier {classifier_gmacs * 1e3:.3f} M multiply-adds per "
            f"clip, sampler {sampler_gmacs * 1e6:.1f} K; sampler clip-saliency "
            f"ROC-AUC {auc:.3f}",
-           f"{'strategy':<13}{'video acc':>10}{'classifier clips':>18}"
+           f"{'strategy':<13}{'video acc':>10}{'classifier clips':>22}"
            f"{'fraction':>10}{'GMACs/video':>13}"]
   for r in rows:
-    lines.append(f"{r['strategy']:<13}{r['accuracy']:>10.3f}"
-                 f"{r['classifier_clips']:>11d} ({r['clips_per_video']:.1f}/v)"
+    clips = f"{r['classifier_clips']} ({r['clips_per_video']:.1f}/video)"
+    lines.append(f"{r['strategy']:<13}{r['accuracy']:>10.3f}{clips:>22}"
                  f"{r['clip_fraction']:>10.3f}{r['gmacs_per_video']:>13.4f}")
   return "\n".join(lines)
