@@ -200,3 +200,13 @@ def test_bad_settings_name_the_key(audioset_tree, tmp_path):
   refuse.audio.missing = "refuse"
   with pytest.raises(VidjaxError, match="noaudiofile.*audio.missing="):
     audioset.load(refuse, verbose=False)
+
+
+def test_prepare_data_builds_and_reports(audioset_tree, capsys):
+  from tools import prepare_data
+  report = prepare_data.prepare(_cfg(audioset_tree, "audioset",
+                                     untrimmed=True))
+  assert report.num_videos == {"train": 2, "test": 2}
+  out = capsys.readouterr().out
+  assert "audioset: 2 train videos, 2 test videos" in out
+  assert "missingclip_0" in out and "corruptfile_0.mp4" in out

@@ -199,9 +199,9 @@ def test_factorised_labels_are_motion_times_pitch():
 
 
 def _cfg(tmp_path, **kw):
-  return ml_collections.ConfigDict(dict(
-      name="synthetic_av", config="fusion", data_dir=str(tmp_path),
-      train_examples=8, test_examples=5, **kw))
+  d = dict(name="synthetic_av", config="fusion", data_dir=str(tmp_path),
+           train_examples=8, test_examples=5)
+  return ml_collections.ConfigDict({**d, **kw})
 
 
 def test_tiny_build_reads_back_the_rendered_examples(tmp_path):
@@ -281,3 +281,10 @@ def test_log_mel_features_and_bad_settings(tmp_path):
   with pytest.raises(VidjaxError, match="audio.log_mel"):
     av_loader.AVSpec.from_config(_cfg(
         tmp_path, audio=dict(features="log_mel", log_mel="librosa_default")))
+
+
+def test_prepare_data_builds_the_config(tmp_path, capsys):
+  from tools import prepare_data
+  assert prepare_data.prepare(_cfg(tmp_path, config="separation")) is None
+  assert "synthetic_av/separation: 8 train, 5 test examples" in (
+      capsys.readouterr().out)

@@ -95,6 +95,19 @@ def prepare(dataset_config, workers=None, estimate_after: float = 60.0):
     print(f"synthetic_motion/{dataset_config.config}: {len(data.train)} train, "
           f"{len(data.test)} test videos (embedded, generated)")
     return None
+  if dataset_config.name == "synthetic_av":  # issue #22: embedded, generated
+    from vidjax.data import av_loader, synthetic_av
+    b = synthetic_av.load_builder(
+        dataset_config.get("config", "fusion") or "fusion",
+        dataset_config.get("data_dir", "") or None,
+        **av_loader.builder_overrides(dataset_config))
+    n = {s: b.info.splits[s].num_examples for s in ("train", "test")}
+    print(f"synthetic_av/{b.builder_config.kind}: {n['train']} train, "
+          f"{n['test']} test examples (embedded, generated) in {b.data_dir}")
+    return None
+  if dataset_config.name in ("audioset", "vggsound"):  # issue #22
+    from vidjax.data import audioset
+    return audioset.load(dataset_config).report
   found = datasets.scan(dataset_config)  # always: sees added/removed files
   from vidjax.data import video_folder  # TFDS import is slow: only here.
   _, _, report = video_folder.load(dataset_config, found, workers=workers,
