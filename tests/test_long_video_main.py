@@ -67,6 +67,18 @@ def test_stop_resume_and_the_strategy_table(tmp_path, tiny_data_dir):
   assert final["eval/dense/accuracy"] == pytest.approx(dense_acc)
   table = open(os.path.join(out_dir, "table.txt")).read()
   assert "scsampler2" in table and "oracle" in table and table in out2
+  # tools.sampler_check reads the same run back: table and verdicts
+  from tools import sampler_check
+  m2 = sampler_check.final_metrics(work)
+  assert m2["eval/scsampler2/accuracy"] == final["eval/scsampler2/accuracy"]
+  report = sampler_check.report(m2)
+  assert report.startswith(table.strip().splitlines()[0])
+  v2 = sampler_check.verdicts(m2)
+  assert len(v2) == 3 and report.count("PASS") + report.count("FAIL") == 3
+  gap = m2["eval/scsampler2/accuracy"] - m2["eval/dense/accuracy"]
+  assert list(v2.values())[1] == (gap, False)  # 2 of 8 clips: over 1/8
+  with pytest.raises(VidjaxError, match="no eval/test_step"):
+    sampler_check.final_metrics(str(tmp_path))
 
 
 @pytest.mark.parametrize("key,value,match", [
