@@ -67,8 +67,8 @@ def config_rows():
     module = importlib.import_module(f"configs.{stem}")
     for arg in getattr(module, "VARIANTS", ("",)):
       config = module.get_config(arg)
-      if config.get("task") == "localization":  # detectors on features,
-        continue  # not clip models (configs/actionformer*.py)
+      if config.get("task") in ("localization", "long_video"):  # detectors
+        continue  # on features, samplers: not clip models (actionformer*.py)
       yield (f"{stem}:{arg}" if arg else stem), config
 
 
