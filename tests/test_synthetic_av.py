@@ -276,6 +276,10 @@ def test_log_mel_features_and_bad_settings(tmp_path):
       sa.make_config("fusion", **kw)
   with pytest.raises(VidjaxError, match="config.dataset.config"):
     sa.make_config("duet")
+  from vidjax.data import datasets    # not a clip-classification dataset
+  with pytest.raises(VidjaxError, match="config.dataset.name='synthetic_av'"
+                     ".*audio-visual"):
+    datasets.class_names(_cfg(tmp_path))
   with pytest.raises(VidjaxError, match="sync_min_shift"):
     av_loader.AVSpec.from_config(_cfg(tmp_path, sync_min_shift=1.5))
   with pytest.raises(VidjaxError, match="audio.log_mel"):

@@ -38,6 +38,9 @@ Config (config.dataset): name "synthetic_av", config (fusion | separation |
 factorised), data_dir, any SyntheticAvConfig field as an override
 (train_examples, test_examples, seed, ...), audio.features (waveform |
 log_mel), audio.log_mel (preset), sync (bool), sync_min_shift (seconds).
+config.dataset.num_frames, fps and sample_rate are SyntheticAvConfig fields
+too: a clip is the whole stored example, so a value other than the named
+config's (16, 8.0, 16000) renders a different build, not a sub-clip.
 """
 from __future__ import annotations
 
