@@ -224,6 +224,27 @@ def test_fusion_label_is_in_both_modalities_together():
   assert 0.3 <= np.mean(other) <= 0.7
 
 
+def test_a_sync_shift_moves_the_onsets_off_the_flashes():
+  """Aligned iff the loudest frames are flash frames: a timing rule tells
+  aligned from shifted pairs (the loader's shifts; the misses in fusion are
+  shifts that land on the silent twin's flashes)."""
+  from vidjax.data import av_loader
+  spec = av_loader.AVSpec(sync=True)
+  for kind, seed, bar in (("fusion", 0, 0.9), ("separation", 1, 0.97)):
+    right = []
+    for i in range(40):
+      v, m, _, p = ar.render(seed, "test", i, kind=kind)
+      shift = av_loader.draw_shift(np.random.default_rng([3, 4, i]), len(m),
+                                   spec)
+      k = 3 * sum(o["sounding"] for o in p["objects"])
+      flashes = _half(v, 0)[0] | _half(v, 1)[0]
+      for mix, aligned in ((m, True), (np.roll(m, shift), False)):
+        energy = (mix.astype(np.float64).reshape(T, -1) ** 2).sum(1)
+        loud = set(np.argsort(energy)[-k:].tolist())
+        right.append((loud <= flashes) == aligned)
+    assert np.mean(right) >= bar, (kind, np.mean(right))
+
+
 def test_factorised_labels_are_motion_times_pitch():
   for i in range(40):
     p = ar.plan(2, "train", i, kind="factorised")
