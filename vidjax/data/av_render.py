@@ -231,8 +231,8 @@ def voice(o: dict, sample_rate: int, fps: float, num_samples: int,
     nc = int(round(CLICK * sample_rate))
     click = np.zeros(n)
     click[:nc] = rng.uniform(-1, 1, nc) * np.exp(-np.arange(nc) / (nc / 3))
-    seg = out[start:start + n]
-    seg += (tone * env + 0.5 * click[:len(seg)])[:len(seg)]
+    seg = out[start:start + n]            # a view: adds in place
+    seg += (tone * env + 0.5 * click)[:len(seg)]
   return out * o["gain"]
 
 
