@@ -52,7 +52,7 @@ def decode_clip(path: str, start: float, trimmed: bool,
           "has_audio": has_audio, "no_audio_reason": why}
 
 
-def _key(listed: Listed, s: ClipSettings, d) -> str:
+def _key(listed: Listed, s: ClipSettings) -> str:
   stats = [(p, os.path.getsize(p), int(os.path.getmtime(p)))
            for p in listed.files]
   clips = sorted((seg.clip_id, seg.split, p, t, os.path.getsize(p))
@@ -133,16 +133,12 @@ def builder_class():
         except decode.BadVideo as e:
           self.events["skipped"].append((path, str(e)))
           continue
-        if not ex.pop("has_audio"):
-          why = ex.pop("no_audio_reason")
+        why = ex.pop("no_audio_reason")
+        if not ex["has_audio"]:
           if s.missing_audio == "refuse":
             raise VidjaxError(f"{path}: {why} (config.dataset.audio."
                               "missing='refuse')")
           self.events["no_audio"].append((path, why))
-          ex["has_audio"] = False
-        else:
-          ex.pop("no_audio_reason")
-          ex["has_audio"] = True
         hot = np.zeros(c.num_classes, np.uint8)
         hot[list(seg.labels)] = 1
         if split == "train":
@@ -181,7 +177,7 @@ def load(dataset_config, verbose: bool = True) -> AVClips:
                       "audioset.py)")
   cls, config_cls = builder_class()
   config = config_cls(
-      name=f"{listed.name}_{_key(listed, settings, d)}", dataset=listed.name,
+      name=f"{listed.name}_{_key(listed, settings)}", dataset=listed.name,
       num_classes=len(listed.class_names), num_frames=settings.num_frames,
       size=settings.size, num_samples=settings.num_samples)
   builder = cls(config=config, data_dir=d.get("data_dir", "") or None,
