@@ -333,6 +333,10 @@ def test_log_mel_features_and_bad_settings(tmp_path):
       sa.make_config("fusion", **kw)
   with pytest.raises(VidjaxError, match="config.dataset.config"):
     sa.make_config("duet")
+  assert av_loader.builder_overrides(_cfg(tmp_path, fps=0.0)) == {
+      "train_examples": 8, "test_examples": 5}
+  with pytest.raises(VidjaxError, match="config.dataset.num_frames=8"):
+    av_loader.load(_cfg(tmp_path, num_frames=8))
   from vidjax.data import datasets    # not a clip-classification dataset
   with pytest.raises(VidjaxError, match="config.dataset.name='synthetic_av'"
                      ".*audio-visual"):

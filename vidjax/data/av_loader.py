@@ -40,7 +40,8 @@ factorised), data_dir, any SyntheticAvConfig field as an override
 log_mel), audio.log_mel (preset), sync (bool), sync_min_shift (seconds).
 config.dataset.num_frames, fps and sample_rate are SyntheticAvConfig fields
 too: a clip is the whole stored example, so a value other than the named
-config's (16, 8.0, 16000) renders a different build, not a sub-clip.
+config's (16, 8.0, 16000) renders a different build, not a sub-clip
+(fps = 0, the default config's "native", keeps the build's 8).
 """
 from __future__ import annotations
 
@@ -262,6 +263,8 @@ def builder_overrides(d) -> dict:
   for f in dataclasses.fields(sa.SyntheticAvConfig):
     if f.name in skip or f.name not in d or d[f.name] is None:
       continue
+    if f.name == "fps" and not d[f.name]:
+      continue  # config.dataset.fps = 0 means "native": the build's own
     value = type(getattr(base, f.name))(d[f.name])
     if value != getattr(base, f.name):
       out[f.name] = value
