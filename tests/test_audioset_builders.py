@@ -210,3 +210,27 @@ def test_prepare_data_builds_and_reports(audioset_tree, capsys):
   out = capsys.readouterr().out
   assert "audioset: 2 train videos, 2 test videos" in out
   assert "missingclip_0" in out and "corruptfile_0.mp4" in out
+
+
+def test_av_loader_batches_an_audioset_build(audioset_tree):
+  from vidjax.data import av_loader
+  cfg = _cfg(audioset_tree, "audioset", untrimmed=True, sync=True,
+             sync_min_shift=0.5)
+  data = av_loader.load(cfg)
+  assert data.multilabel and data.num_classes == 3 and data.fps == 4.0
+  assert data.sample_rate == 16000 and len(data.report.missing) == 1
+  spec = av_loader.AVSpec.from_config(cfg, data.sample_rate, duration=2.5)
+  ev = av_loader.EvalLoader(data.test, spec, batch_size=4, seed=0)
+  b = ev.batch(0)
+  assert b["video"].shape == (4, 10, 32, 32, 3)
+  assert b["audio"].shape == (4, 40000) and "stems" not in b
+  np.testing.assert_array_equal(b["labels"], [[1, 1, 1]] * 2 + [[0, 0, 1]] * 2)
+  assert b["aligned"].tolist() == [1, 0, 1, 0] and b["valid"].all()
+  np.testing.assert_allclose(b["audio"][0], data.test.source[0]["audio"]
+                             / 32767.0, rtol=1e-6)
+  np.testing.assert_allclose(b["audio"][1], np.roll(b["audio"][0],
+                                                    b["shift"][1]))
+  assert 8000 <= b["shift"][1] <= 32000
+  tb = av_loader.TrainLoader(data.train, spec, seed=1, global_batch=4)
+  for k, v in tb.batch(2).items():
+    np.testing.assert_array_equal(v, tb.batch(2)[k])

@@ -1,8 +1,10 @@
-"""`synthetic_av` in memory, as fixed-shape batches for a jitted step.
+"""`synthetic_av` in memory (and AudioSet / VGGSound builds read per batch),
+as fixed-shape batches for a jitted step.
 
 `load(config.dataset)` builds (once) and reads both splits of the config's
 `synthetic_av` build into numpy arrays (`AVSplit`, ~100 KB per example as
-stored: the default 2048 + 256 examples take ~0.7 GB in memory, int16 audio).
+stored: the default 2048 + 256 examples take ~0.56 GB in memory, int16
+audio).
 `TrainLoader.batch(step)` / `EvalLoader.iterate()` follow the shared loop's
 contract (vidjax/tasks/base.py): a training batch is a pure function of
 (seed, step), the same for any process count (each process builds its rows
@@ -18,6 +20,8 @@ Batch (B rows):
              the audio); audio == stems.sum(1) + noise
   label      int32 [B]; boxes float32 [B, 2, T, 4]; sounding bool [B, 2];
   direction  int32 [B, 2]; colour, shape int32 [B, 2]; index int32 [B]
+  labels     float32 [B, K] multi-hot (AudioSet / VGGSound builds only;
+             they have no stems, boxes, sounding, direction, colour, shape)
   aligned    int32 [B] 1 = audio in sync, 0 = shifted (always 1 without sync)
   shift      int32 [B] the circular shift applied to audio and stems, in
              samples (0 when aligned)
@@ -71,11 +75,39 @@ class AVSplit:
   def __getitem__(self, key: str) -> np.ndarray:
     return self.arrays[key]
 
+  @property
+  def num_samples(self) -> int:
+    return int(self.arrays["audio"].shape[1])
+
+  def take(self, idx) -> dict:
+    return {k: v[idx] for k, v in self.arrays.items()}
+
   @classmethod
   def from_source(cls, source) -> "AVSplit":
     rows = [source[i] for i in range(len(source))]
     return cls({k: np.stack([np.asarray(r[k]) for r in rows])
                 for k in ARRAYS})
+
+
+class SourceSplit:
+  """A random-access source (an AudioSet / VGGSound build, av_clips.py) read
+  row by row for each batch: too big to hold in memory."""
+
+  KEYS = ("video", "audio", "labels", "label", "num_frames", "has_audio")
+
+  def __init__(self, source):
+    self.source = source
+    self.num_samples = (int(np.asarray(source[0]["audio"]).shape[0])
+                        if len(source) else 0)
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def take(self, idx) -> dict:
+    rows = [self.source[int(i)] for i in idx]
+    out = {k: np.stack([np.asarray(r[k]) for r in rows]) for k in self.KEYS}
+    out["index"] = np.asarray(idx, np.int32)
+    return out
 
 
 @dataclasses.dataclass
@@ -87,6 +119,8 @@ class AVData:
   sample_rate: int
   fps: float
   builder: Any = None
+  multilabel: bool = False   # AudioSet: batch["labels"] multi-hot targets
+  report: Any = None         # AudioSet / VGGSound: the build report
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,22 +174,31 @@ def draw_shift(rng: np.random.Generator, num_samples: int,
   return int(rng.integers(lo, num_samples - lo + 1))
 
 
-def make_batch(split: AVSplit, indices, spec: AVSpec, shifts=None) -> dict:
-  """Rows `indices` of `split`; shifts [B] int samples (0: aligned)."""
+def make_batch(split, indices, spec: AVSpec, shifts=None) -> dict:
+  """Rows `indices` of `split` (AVSplit or SourceSplit); shifts [B] int
+  samples (0: aligned). Keys the split lacks (stems, boxes, ... for
+  AudioSet / VGGSound; labels for synthetic_av) are left out."""
   idx = np.asarray(indices, np.int64)
   shifts = (np.zeros(len(idx), np.int64) if shifts is None
             else np.asarray(shifts, np.int64))
-  audio = from_int16(split["audio"][idx])
-  stems = from_int16(split["stems"][idx])
+  rows = split.take(idx)
+  audio = from_int16(rows["audio"])
+  stems = from_int16(rows["stems"]) if "stems" in rows else None
   for r, s in enumerate(shifts):
     if s:
       audio[r] = np.roll(audio[r], s)
-      stems[r] = np.roll(stems[r], s, axis=-1)
-  out = {"video": split["video"][idx], "audio": spec.features_of(audio),
-         "stems": stems, "aligned": (shifts == 0).astype(np.int32),
+      if stems is not None:
+        stems[r] = np.roll(stems[r], s, axis=-1)
+  out = {"video": rows["video"], "audio": spec.features_of(audio),
+         "aligned": (shifts == 0).astype(np.int32),
          "shift": shifts.astype(np.int32)}
+  if stems is not None:
+    out["stems"] = stems
   for k in ROW_KEYS:
-    out[k] = split[k][idx]
+    if k in rows:
+      out[k] = rows[k]
+  if "labels" in rows:  # AudioSet / VGGSound: multi-hot targets
+    out["labels"] = rows["labels"].astype(np.float32)
   out["label"] = out["label"].astype(np.int32)
   out["index"] = out["index"].astype(np.int32)
   return out
@@ -192,7 +235,7 @@ class TrainLoader:
     """[global B] samples (0: aligned) for sync, else zeros."""
     out = np.zeros(self.global_batch, np.int64)
     if self.spec.sync:
-      n = self.split["audio"].shape[1]
+      n = self.split.num_samples
       for r in range(self.global_batch):
         rng = np.random.default_rng([self.seed, 3, int(step), r])
         if rng.uniform() < 0.5:
@@ -226,7 +269,7 @@ class EvalLoader:
       self.rows = np.repeat(np.arange(n), 2)
       self.row_shifts = np.array(
           [0 if k % 2 == 0 else draw_shift(np.random.default_rng(
-              [self.seed, 4, int(i)]), split["audio"].shape[1], spec)
+              [self.seed, 4, int(i)]), split.num_samples, spec)
            for k, i in enumerate(self.rows)], np.int64)
     else:
       self.rows, self.row_shifts = np.arange(n), np.zeros(n, np.int64)
@@ -272,12 +315,26 @@ def builder_overrides(d) -> dict:
 
 
 def load(dataset_config) -> AVData:
-  """Both splits of config.dataset's synthetic_av build, in memory."""
-  from vidjax.data import synthetic_av as sa  # noqa: PLC0415 - TFDS is slow
+  """Both splits of config.dataset's synthetic_av build, in memory; or of
+  an AudioSet / VGGSound build (vidjax/data/audioset.py), read per batch
+  (SourceSplit)."""
   d = dataset_config
-  if d.get("name", "synthetic_av") != "synthetic_av":
-    raise VidjaxError(f"config.dataset.name={d.get('name')!r}: the "
-                      "in-memory audio-visual loader reads synthetic_av")
+  name = d.get("name", "synthetic_av")
+  if name in ("audioset", "vggsound"):
+    from vidjax.data import audioset  # noqa: PLC0415
+    got = audioset.load(d)
+    c = got.builder.builder_config
+    seconds = c.num_samples / float(got.builder.settings.sample_rate)
+    return AVData(train=SourceSplit(got.train), test=SourceSplit(got.test),
+                  class_names=list(got.class_names),
+                  num_classes=len(got.class_names),
+                  sample_rate=got.builder.settings.sample_rate,
+                  fps=c.num_frames / seconds, builder=got.builder,
+                  multilabel=got.multilabel, report=got.report)
+  if name != "synthetic_av":
+    raise VidjaxError(f"config.dataset.name={name!r}: the audio-visual "
+                      "loader reads synthetic_av, audioset and vggsound")
+  from vidjax.data import synthetic_av as sa  # noqa: PLC0415 - TFDS is slow
   builder = sa.load_builder(d.get("config", "fusion") or "fusion",
                             data_dir=d.get("data_dir", None) or None,
                             **builder_overrides(d))
