@@ -10,6 +10,8 @@ from vidjax.errors import VidjaxError
 
 MODELS = ["early_fusion", "vivit_factorized"]
 DATASETS = ["motion"]
+# One xdist worker runs this module: its module fixture runs once (pytest.ini).
+pytestmark = pytest.mark.xdist_group("accuracy_table")
 
 
 @pytest.fixture(scope="module")

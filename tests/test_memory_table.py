@@ -12,6 +12,8 @@ from tools import memory_table
 from vidjax import steps
 
 DEVICES = 8
+# One xdist worker runs this module: its module fixture runs once (pytest.ini).
+pytestmark = pytest.mark.xdist_group("memory_table")
 
 
 def _config(batch=16, accum=1, mode="replicate"):

@@ -9,6 +9,8 @@ from test_tools import vivit_fe_macs
 from tools import benchmark
 
 PEAK = 2e12  # FLOP/s per device, given (XLA:CPU has no known peak)
+# One xdist worker runs this module: its module fixture runs once (pytest.ini).
+pytestmark = pytest.mark.xdist_group("mfu")
 
 
 def _run(num_devices, scan=False):

@@ -18,6 +18,8 @@ from vidjax.models.inception import BLOCKS, I3D, Inception2D
 from vidjax.models.inflate import inflate_variables
 
 SMALL = dict(num_classes=5, width_multiplier=0.125)
+# One xdist worker runs this module: its module fixture runs once (pytest.ini).
+pytestmark = pytest.mark.xdist_group("models_i3d")
 
 
 def test_i3d_paper_size_params_and_macs():

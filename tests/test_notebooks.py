@@ -23,6 +23,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "experiments", "*.ipynb")))
 ACC = ("top1", "top5", "clip_top1")
+# One xdist worker runs this module: its module fixture runs once (pytest.ini).
+pytestmark = pytest.mark.xdist_group("notebooks")
 
 
 def execute(path: str, workdir: str) -> dict:

@@ -31,6 +31,8 @@ from vidjax import main
 main.run()
 """
 PEAK = 1e12  # a given device peak, so that train/mfu is logged on a CPU
+# One xdist worker runs this module: its module fixture runs once (pytest.ini).
+pytestmark = pytest.mark.xdist_group("profile")
 
 
 def _run(workdir, cache, data_dir):

@@ -26,6 +26,8 @@ from vidjax import checkpoint, train
 from vidjax.errors import VidjaxError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# One xdist worker runs this module: its module fixture runs once (pytest.ini).
+pytestmark = pytest.mark.xdist_group("reliability")
 
 
 def reliability_config(data_dir, **overrides):
