@@ -198,8 +198,12 @@ def render_video(p: dict, seed: int, split: str, index: int,
       f32) * f32(3.0)
   video = np.repeat(bg[None], num_frames, 0)
   for o in p["objects"]:
+    # only the object's half: it never leaves it (alpha is 0 elsewhere)
+    half = int(o["cx"][0] >= res / 2)
+    cols = slice(int(np.floor(half * res / 2)),
+                 int(np.ceil((half + 1) * res / 2)))
     size = (o["size"] * np.where(o["flash"], FLASH_GROW, 1.0)).astype(f32)
-    dx = grid[None, None, :] - o["cx"].astype(f32)[:, None, None]
+    dx = grid[None, None, cols] - o["cx"].astype(f32)[:, None, None]
     dy = grid[None, :, None] - o["cy"].astype(f32)[:, None, None]
     c, s = f32(np.cos(o["angle"])), f32(np.sin(o["angle"]))
     u = (c * dx + s * dy) / size[:, None, None]
@@ -208,7 +212,7 @@ def render_video(p: dict, seed: int, split: str, index: int,
                     * size[:, None, None], 0.0, 1.0)[..., None]
     white = np.where(o["flash"], FLASH_WHITE, 0.0)[:, None, None, None]
     rgb = (o["rgb"] + white * (255.0 - o["rgb"])).astype(f32)
-    video = video + alpha * (rgb - video)
+    video[:, :, cols] += alpha * (rgb - video[:, :, cols])
   video += rng.standard_normal(video.shape).astype(f32) * f32(1.0)
   return np.clip(np.rint(video), 0, 255).astype(np.uint8)
 
