@@ -21,8 +21,8 @@ modalities). An example is a pure function of (seed, split, index, kind):
   1 / h; harmonics above 0.45 x sample rate dropped).
 * Events: each object has EVENTS_PER_OBJECT (3) events; the onset frames of
   all 6 events of a video are distinct and >= MIN_GAP (2) frames apart, in
-  frames 1..T-3 (a sync shift of >= 0.25 s = 2 frames moves every onset off
-  its flash). An event is visible as a one-frame "flash" on its onset frame
+  frames 1..T-3 (no circular shift by 2..T-2 frames maps an object's 3
+  onsets onto its own flashes: 3 s = 0 mod 16 has no such s). An event is visible as a one-frame "flash" on its onset frame
   -- the object is blended 60% towards white and grown x1.2 -- and audible
   (if the object sounds) as a tone burst of 50-150 ms (5 ms attack,
   exponential decay, 10 ms release) with a 3 ms noise click at the onset.
