@@ -10,7 +10,9 @@ pass, in G multiply-adds (the papers' convention):
   on small feature maps it reads low (C3D at 16x112x112: 33.0 vs 38.5).
 `kernel_gmacs` multiplies a scan's body by its length (scanned layers,
 recurrent cells); XLA's cost analysis sees the loop body once, so count
-`forward_gmacs` on an unrolled model.
+`forward_gmacs` on an unrolled model. A model with a `depthwise_impl` field
+(X3D) is counted in its "conv" form: its CPU form, "shifts", computes the
+depthwise convs with element-wise products that neither count sees.
 
 Model FLOPs utilisation (MFU; Chowdhery et al. 2022, "PaLM", appendix B) of
 a train step: `train_flops_per_clip` (kernel multiply-adds x 2 FLOPs x 3 for
@@ -79,6 +81,15 @@ def xla_flops(compiled) -> float:
   return float(analysis.get("flops", 0.0)) if analysis else 0.0
 
 
+def _counted(model):
+  """`model`, or its "conv" form if it has a `depthwise_impl` field (see the
+  module docstring): each depthwise conv is then a grouped
+  `conv_general_dilated`, output size x kernel volume multiply-adds."""
+  if "depthwise_impl" in getattr(model, "__dataclass_fields__", {}):
+    return model.clone(depthwise_impl="conv")
+  return model
+
+
 def count_params(model, shape) -> int:
   x = jax.ShapeDtypeStruct((1,) + tuple(shape), jnp.float32)
   return steps.param_count(_abstract_variables(model, x)["params"])
@@ -93,6 +104,7 @@ def _abstract_variables(model, x):
 
 def kernel_gmacs(model, shape) -> float:
   """G multiply-adds per view at batch 1, counted as the papers do."""
+  model = _counted(model)
   x = jax.ShapeDtypeStruct((1,) + tuple(shape), jnp.float32)
   jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(
       _abstract_variables(model, x), x)
@@ -122,6 +134,7 @@ def _jaxpr_macs(jaxpr) -> float:
 
 def forward_gmacs(model, shape) -> float:
   """G multiply-adds per view at batch 1 from XLA's cost analysis."""
+  model = _counted(model)
   x = jax.ShapeDtypeStruct((1,) + tuple(shape), jnp.float32)
   variables = _abstract_variables(model, x)
   compiled = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(

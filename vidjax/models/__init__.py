@@ -8,6 +8,7 @@ from vidjax.models import videomae  # noqa: F401
 from vidjax.models import vit  # noqa: F401
 from vidjax.models import inception  # noqa: F401
 from vidjax.models import mvit  # noqa: F401
+from vidjax.models import x3d  # noqa: F401
 from vidjax.models import separation  # noqa: F401
 from vidjax.models import audio_visual  # noqa: F401
 from vidjax.models import movinet  # noqa: F401
