@@ -39,6 +39,7 @@ def get_config(arg: str = ""):
   d.name, d.config = "synthetic_av", "separation"
   d.num_frames, d.frame_stride, d.crop_size = 16, 1, 32  # the stored clip
   d.clip_samples = 32000
+  d.fps = 8.0                # synthetic_av's (a builder field: 0 is refused)
   config.separation = ml_collections.ConfigDict({
       "num_sources": 2, "loss": "bce", "remix_gain": 0.0})
   config.model = ml_collections.ConfigDict({

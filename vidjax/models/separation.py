@@ -35,8 +35,8 @@ Here (`separation_unet`):
   the bottleneck, concatenated, 1x1 conv: VisualVoice). The encoder runs
   once per mixture; the decoder once per (mixture, object).
 * Mask (`mask`): "ratio" (sigmoid; target |S_k| / |X| clipped to [0, 1])
-  or "binary" (SoP's default: target |S_k| > 0.5 |X|, thresholded at 0.5
-  at test). Predicted on the warped grid, mapped back to the linear STFT
+  or "binary" (SoP's default: target |S_k| > 0.5 |X|; the unwarped
+  sigmoid thresholded at 0.5 at test). Predicted on the warped grid, mapped back to the linear STFT
   grid by the inverse interpolation (`unwarp_matrix`).
 
 `separate` is the whole inference path: waveform in, one waveform per
@@ -121,14 +121,15 @@ def mask_targets(model, mix_warped, stems_warped):
 
 def masks_from_logits(model, logits):
   """Mask logits on the warped grid [..., T, F'] -> masks on the linear
-  STFT grid [..., T, F] (sigmoid; thresholded for binary masks)."""
-  m = jax.nn.sigmoid(logits.astype(jnp.float32))
-  if model.mask == "binary":
-    m = (m > 0.5).astype(jnp.float32)
+  STFT grid [..., T, F] (sigmoid, unwarped; binary masks then thresholded
+  at 0.5, as SoP's evaluation thresholds the unwarped mask)."""
   n_freqs = model.n_fft // 2 + 1
   u = jnp.asarray(unwarp_matrix(n_freqs, model.freq_bins, model.log_freq),
                   jnp.float32)
-  return m @ u
+  m = jax.nn.sigmoid(logits.astype(jnp.float32)) @ u
+  if model.mask == "binary":  # thresholded on the linear grid, as SoP
+    m = (m > 0.5).astype(jnp.float32)
+  return m
 
 
 def apply_masks(model, mix_stft, masks, length: int):

@@ -25,6 +25,7 @@ A source whose stem is all zeros (silent object) has no SDR and is skipped
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 
 from vidjax.audio import frontend, metrics
 
@@ -40,30 +41,69 @@ def oracle_estimates(stft_config, mixture, stems) -> np.ndarray:
   return frontend.istft(mask * x, stft_config, length=len(mixture))
 
 
+def sdr_many(reference, estimates, taps: int = metrics.FILTER_LEN):
+  """BSS-Eval v3 SDR (dB) of each of estimates [K, N] against one
+  reference [N]: `metrics.sdr` with its least-squares system (the
+  reference's delayed copies' Gram matrix, Toeplitz from one FFT
+  autocorrelation) built and factored once for the K right-hand sides."""
+  ref = np.asarray(reference, np.float64)
+  est = np.atleast_2d(np.asarray(estimates, np.float64))
+  n = ref.shape[-1]
+  size = int(2 ** np.ceil(np.log2(n + taps - 1)))
+  spec = np.fft.rfft(ref, n=size)
+  corr = np.fft.irfft(np.conj(spec) * spec, n=size)
+  lags = np.arange(taps)
+  gram = scipy.linalg.toeplitz(corr[lags])          # symmetric, PSD
+  rhs = np.fft.irfft(np.conj(spec)[None] * np.fft.rfft(est, n=size, axis=1),
+                     n=size, axis=1)[:, :taps]
+  try:
+    coef = scipy.linalg.cho_solve(scipy.linalg.cho_factor(gram), rhs.T).T
+  except np.linalg.LinAlgError:
+    coef = np.linalg.lstsq(gram, rhs.T, rcond=None)[0].T
+  target = np.fft.irfft(np.fft.rfft(coef, n=size, axis=1) * spec[None],
+                        n=size, axis=1)[:, :n + taps - 1]
+  err = -target
+  err[:, :n] += est
+  num, den = np.sum(target ** 2, 1), np.sum(err ** 2, 1)
+  with np.errstate(divide="ignore"):
+    return np.where(den == 0, np.inf, 10 * np.log10(num / np.where(
+        den == 0, 1.0, den)))
+
+
+def scores(stem, candidates: dict) -> dict:
+  """{prefix + "sdr": SDR, prefix + "si_sdr": SI-SDR} of each named
+  candidate waveform against one stem."""
+  names = list(candidates)
+  x = np.stack([np.asarray(candidates[k], np.float64) for k in names])
+  sdrs = sdr_many(stem, x)
+  si = metrics.si_sdr(np.broadcast_to(np.asarray(stem, np.float64), x.shape),
+                      x)
+  out = {}
+  for j, name in enumerate(names):
+    out[f"{name}sdr"], out[f"{name}si_sdr"] = float(sdrs[j]), float(si[j])
+  return out
+
+
 def reference_rows(stems, mixture, oracle=None) -> list:
   """The model-independent fields of one example's sources (mixture and
-  oracle scores; computed once per test set): one dict per source."""
+  oracle scores; the task computes them once per test example)."""
   stems = np.asarray(stems, np.float64)
-  mix = np.asarray(mixture, np.float64)
   rows = []
   for k in range(len(stems)):
     if not np.any(stems[k]):
       rows.append({"source": k, "silent": True})
       continue
-    row = {"source": k, "silent": False,
-           "mixture_sdr": metrics.sdr(stems[k], mix),
-           "mixture_si_sdr": float(metrics.si_sdr(stems[k], mix))}
+    cands = {"mixture_": mixture}
     if oracle is not None:
-      row["oracle_sdr"] = metrics.sdr(stems[k], oracle[k])
-      row["oracle_si_sdr"] = float(metrics.si_sdr(stems[k], oracle[k]))
-    rows.append(row)
+      cands["oracle_"] = oracle[k]
+    rows.append({"source": k, "silent": False, **scores(stems[k], cands)})
   return rows
 
 
 def source_rows(stems, mixture, estimates, oracle=None,
                 reference=None) -> list:
   """One dict per source of one example (module docstring): `reference`
-  (reference_rows' output) or else it computed from mixture and oracle
+  (reference_rows' output), else it is computed from mixture and oracle
   ([M, N] estimates or None: no oracle fields)."""
   stems = np.asarray(stems, np.float64)
   est = np.asarray(estimates, np.float64)
@@ -74,11 +114,8 @@ def source_rows(stems, mixture, estimates, oracle=None,
   for k in range(m):
     row = dict(reference[k])
     if not row["silent"]:
-      other = est[(k + 1) % m] if m > 1 else est[k]
-      row.update(sdr=metrics.sdr(stems[k], est[k]),
-                 swap_sdr=metrics.sdr(stems[k], other),
-                 si_sdr=float(metrics.si_sdr(stems[k], est[k])),
-                 swap_si_sdr=float(metrics.si_sdr(stems[k], other)))
+      row.update(scores(stems[k], {"": est[k],
+                                   "swap_": est[(k + 1) % m]}))
     rows.append(row)
   return rows
 

@@ -216,10 +216,10 @@ class Separation(base.Task):
             f"SDRi={g('swap_sdri'):.2f} dB")
 
 
-def separate_example(config, state, video, boxes, mixture):
-  """Separated waveforms [M, N] of one example with a trained state (the
-  eval step, jitted here; tools/separation_check.py writes them)."""
+def separate_batch(config, state, batch: dict) -> np.ndarray:
+  """Separated waveforms [B, M, N] of an eval batch (uint8 video, boxes,
+  mixture) with a trained state: the eval step, jitted here (one device;
+  tools/separation_check.py writes them as wavs)."""
   step = jax.jit(train_step.make_eval_step(config))
-  return np.asarray(step(state, {"video": jnp.asarray(video[None]),
-                                 "boxes": jnp.asarray(boxes[None]),
-                                 "mixture": jnp.asarray(mixture[None])})[0])
+  return np.asarray(step(state, {k: jnp.asarray(batch[k])
+                                 for k in data_lib.EVAL_KEYS}))
