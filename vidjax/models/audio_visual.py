@@ -31,7 +31,8 @@
   the head's logits over the modalities' CLS tokens (the paper's and
   scenic's `token` classifier), "gap" mean-pools every token of both
   streams. `zero_bottlenecks=True` (an evaluation option) feeds zeros as
-  the bottleneck at every fusion layer: no information crosses.
+  the bottleneck at every fusion layer: no information crosses. Each
+  stream's final tokens are sown as ("intermediates", "<video|audio>_output").
 
   `MBT(video, audio)`: video [B, T, H, W, 3] (normalised), audio [B, frames,
   mels] (normalised log-mel) -> logits [B, num_classes].
@@ -132,6 +133,10 @@ class _StreamOptions(nn.Module):
   dtype: str = "float32"
   head_init_std: float = 0.0
 
+  def check_options(self):
+    """One-line VidjaxErrors for bad options (before any tracing)."""
+    self._check()
+
   def _check(self):
     if self.hidden_size % self.num_heads:
       raise VidjaxError(f"config.model.hidden_size={self.hidden_size} is not "
@@ -200,7 +205,8 @@ class MBT(_StreamOptions):
     if self.fusion not in FUSIONS:
       raise VidjaxError(f"config.model.fusion={self.fusion!r}: one of "
                         f"{', '.join(FUSIONS)}")
-    if not 0 <= self.fusion_layer <= self.num_layers:
+    if self.fusion in ("bottleneck", "early") and not (
+        0 <= self.fusion_layer <= self.num_layers):
       raise VidjaxError(f"config.model.fusion_layer={self.fusion_layer}: "
                         f"must be in [0, num_layers={self.num_layers}]")
     if self.fusion == "bottleneck" and self.num_bottlenecks < 1:
@@ -258,6 +264,8 @@ class MBT(_StreamOptions):
              for m in names}
     norm = make_norm("layernorm", compute_dtype(self.dtype), "encoder_norm")
     x = {m: norm(x[m]) for m in names}
+    for m in names:  # each stream's output tokens (tests read them)
+      self.sow("intermediates", f"{m}_output", x[m])
     head = self._head()
     if self.classifier == "gap":
       pooled = jnp.concatenate([x[m][:, 1:] for m in names], axis=1).mean(1)

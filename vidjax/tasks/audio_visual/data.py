@@ -18,6 +18,8 @@ Objectives (`config.objective`):
   training rows shifted with probability 1/2 by a circular shift of at
   least `dataset.sync_min_shift` s (0.25) either way, drawn from (seed,
   step, row); every test example once aligned and once shifted (chance 0.5).
+* "voice" (the AST sanity task): the colour class of the sounding object
+  (synthetic_av's colour fixes the voice's pitch band); audio alone tells.
 * `dataset.audio_control="noise"` (the sync bar's control) replaces every
   waveform, train and test, by white noise of the same RMS, drawn from
   (seed, step or eval batch, row).
@@ -33,7 +35,7 @@ from vidjax.errors import VidjaxError
 
 TRAIN_KEYS = ("video", "audio", "label")
 EVAL_KEYS = ("video", "audio")
-OBJECTIVES = ("classification", "sync")
+OBJECTIVES = ("classification", "sync", "voice")
 
 
 def check(config):
@@ -63,7 +65,13 @@ def check(config):
 
 def select(batch: dict, objective: str, control: str, key) -> dict:
   """The loader's batch -> the task's keys (module docstring)."""
-  label = batch["aligned"] if objective == "sync" else batch["label"]
+  if objective == "sync":
+    label = batch["aligned"]
+  elif objective == "voice":  # the sounding object's colour class
+    label = np.take_along_axis(batch["colour"], np.argmax(
+        batch["sounding"], axis=1)[:, None], axis=1)[:, 0]
+  else:
+    label = batch["label"]
   audio = np.asarray(batch["audio"], np.float32)
   if control == "noise":
     rms = np.sqrt(np.mean(audio ** 2, axis=-1, keepdims=True))

@@ -8,8 +8,10 @@ and data-parallel batches (vidjax/tasks/base.py is the interface).
 
 * `config.objective`: "classification" (the dataset's labels; softmax
   top-1, and for multi-label data -- AudioSet -- sigmoid outputs scored by
-  mAP, vidjax/audio/metrics.py) or "sync" (Owens & Efros, ECCV 2018:
-  aligned vs shifted audio, 2 classes, accuracy; pairs drawn by data.py).
+  mAP, vidjax/audio/metrics.py), "sync" (Owens & Efros, ECCV 2018:
+  aligned vs shifted audio, 2 classes, accuracy; the loader's pairs) or
+  "voice" (synthetic_av: the sounding object's colour class, which its
+  pitch band tells: AST's sanity task).
 * Batches: {video uint8, audio float32 waveform, label}; the log-mel front
   end (`config.audio_frontend`, a vidjax.audio.frontend.LogMelConfig) runs
   inside the jitted step and is recorded with the run (config.json, the
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -43,9 +46,13 @@ NUM_CLASSES = {"audioset": 527, "vggsound": 309}
 
 def class_names(config) -> list:
   """The label names, read without building any data."""
-  if config.get("objective", "classification") == "sync":
+  objective = config.get("objective", "classification")
+  if objective == "sync":
     return list(SYNC_NAMES)
   d = config.dataset
+  if objective == "voice":
+    from vidjax.data import av_render  # noqa: PLC0415
+    return list(av_render.COLOUR_NAMES)
   if d.name == "synthetic_av":
     from vidjax.data import av_render  # noqa: PLC0415
     return list(av_render.class_names(d.get("config", "fusion")))
@@ -103,6 +110,7 @@ def preflight(config, mesh):
   sharding.check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
   names = class_names(config)
   model = registry.build_model(m, len(names))
+  model.check_options()
   frames, mels = train_step.spectrogram_shape(config)
   spec = jnp.zeros((1, frames, mels))
   args = (spec,)
@@ -232,6 +240,31 @@ def write_final(ctx, step: int, result: dict, logits, labels):
                                             for v in p]}) + "\n")
 
 
+class _WithLogMel(nn.Module):
+  """MBT as a one-input module for tools.model_table: (video) -> logits,
+  the log-mel a zero array of the configured shape (parameters and
+  multiply-adds do not depend on its values)."""
+  model: nn.Module
+  spec_shape: tuple
+
+  def __call__(self, video, *, train: bool = False):
+    spec = jnp.zeros((video.shape[0],) + tuple(self.spec_shape), video.dtype)
+    return self.model(video, spec, train=train)
+
+
+def configured_model(config):
+  """(model, input shape without batch) for tools.model_table: AST takes
+  the log-mel [frames, mels]; MBT the clip [T, H, W, 3] (`_WithLogMel`)."""
+  from vidjax import registry  # noqa: PLC0415
+  model = registry.build_model(config.model, num_classes(config))
+  spec = train_step.spectrogram_shape(config)
+  if not train_step.uses_video(config):
+    return model, spec
+  d = config.dataset
+  return _WithLogMel(model, spec), (d.num_frames, d.crop_size, d.crop_size,
+                                    3)
+
+
 def load(config):
   """The dataset's splits in memory (vidjax/data/av_loader.py: synthetic_av;
   AudioSet / VGGSound train through their TFDS builds, not this in-memory
@@ -252,6 +285,5 @@ def load(config):
     raise VidjaxError(f"config.audio_frontend.sample_rate="
                       f"{config.audio_frontend.sample_rate}: the build is "
                       f"{got.sample_rate} Hz")
-  if config.get("objective", "classification") == "sync":
-    got.class_names = list(SYNC_NAMES)
+  got.class_names = class_names(config)
   return got
