@@ -79,6 +79,9 @@ def configured_model(config):
   if config.get("task") == "detection":
     from vidjax.tasks.detection.model import configured_model as detector
     return detector(config)
+  if config.get("task") == "audio_visual":  # MBT: clip + log-mel; AST
+    from vidjax.tasks.audio_visual.task import configured_model as av
+    return av(config)
   return costs.configured_model(config)
 
 
