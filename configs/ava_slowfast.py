@@ -14,6 +14,12 @@ frame-mAP@0.5 0.206 / 0.802 / 0.853 at steps 200 / 1000 / 2000 through
 `configs/ava_slowfast.py:tiny`: the default on a tiny synthetic_ava build
 (4 + 2 videos of 32 frames, 32x32; 8-frame clips), 4 steps: the tests'.
 
+`configs/ava_slowfast.py:single_frame`: the default recipe with a 2D
+ResNet on the keyframe only (`ava_single_frame`, same head): the control of
+the issue's bar (the actions are motion-defined). The other control is the
+default with `--config.model.pooling=global` (every actor of a clip gets the
+clip's max-pooled feature).
+
 `configs/ava_slowfast.py:k400`: SlowFast R50 8x8 for AVA v2.2 as PySlowFast's
 configs/AVA/SLOWFAST_32x2_R50_SHORT.yaml: 32 frames at stride 2 (alpha 4:
 slow 8 frames; beta 1/8; 7x1x1 laterals), res5 spatial stride 1, dilation 2
@@ -23,10 +29,12 @@ weight decay 1e-7, 5 warm-up epochs, 20 epochs; initialised from a
 Kinetics-400 SlowFast 8x8 (--config.init_from.checkpoint_path). 33.9M
 parameters (SlowFast R50 8x8's 34.6M less the 400- vs 80-class head).
 """
+import ml_collections
+
 from configs import default
 from configs import slowfast as slowfast_config
 
-VARIANTS = ("", "k400", "tiny")
+VARIANTS = ("", "k400", "tiny", "single_frame")
 
 
 def detection_data(config, num_frames: int, frame_stride: int, crop: int):
@@ -41,6 +49,16 @@ def detection_data(config, num_frames: int, frame_stride: int, crop: int):
   d.eval_boxes = "gt"        # "gt" | "detector"
   d.detection_score_thresh = 0.8
   return config
+
+
+def single_frame_model(dropout_rate: float):
+  """The keyframe-only control's model options (vidjax/tasks/detection/
+  model.py, "ava_single_frame"): widths 16..64, as tools.detection_check."""
+  return ml_collections.ConfigDict({
+      "name": "ava_single_frame", "widths": (16, 32, 64),
+      "blocks_per_stage": 1, "stem_stride": 2, "stem_pool": False,
+      "dropout_rate": dropout_rate, "pooling": "roi", "roi_size": 7,
+      "sampling_ratio": 0, "aligned": True})
 
 
 def get_config(arg: str = ""):
@@ -70,6 +88,8 @@ def get_config(arg: str = ""):
   m.stem_pool = True         # feature stride 16 (4x4 maps), as the paper's
   m.dropout_rate = 0.2
   config.batch_size = 16
+  if arg == "single_frame":
+    config.model = single_frame_model(m.dropout_rate)
   if arg == "tiny":  # tests: a few small videos, 4 steps (seconds on a CPU)
     d = config.dataset
     d.train_videos, d.test_videos, d.video_frames = 4, 2, 32

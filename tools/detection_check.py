@@ -15,9 +15,12 @@ the label map evaluated) from AVA result rows. Runs:
   RoIAlign head), scored with GT boxes and with the "detector" boxes
   (jittered, missed, false positives; score >= 0.8). Bars: >= 0.80, >= 0.70.
 * global: the same with `model.pooling="global"` (every actor of a clip gets
-  the clip's max-pooled feature). Control, bar <= 0.50.
+  the clip's max-pooled feature). Control, bar <= 0.50. Through the CLI:
+  `python -m vidjax.main --config=configs/ava_slowfast.py
+  --config.model.pooling=global`.
 * single_frame: a 2D ResNet on the keyframe only (`ava_single_frame`, same
-  head); the actions are defined by motion. Control, bar <= 0.45.
+  head); the actions are defined by motion. Control, bar <= 0.45. Through
+  the CLI: `--config=configs/ava_slowfast.py:single_frame`.
 
 Measured (2-core shared CPU, synthetic_ava 1.1.0): roi 2000 steps 0.849 GT /
 0.804 detector boxes (1000 steps, 1.0.0: 0.680 / 0.642); controls at 1000
@@ -40,17 +43,12 @@ BARS = {"roi_gt": (">=", 0.80), "roi_detector": (">=", 0.70),
 def run_config(run: str, steps: int):
   """The config of one run (module docstring)."""
   from configs import ava_slowfast, ava_videomae
-  config = (ava_videomae if run == "videomae" else ava_slowfast).get_config()
+  config = (ava_videomae.get_config() if run == "videomae" else
+            ava_slowfast.get_config("single_frame" if run == "single_frame"
+                                    else ""))
   config.num_train_steps = steps
   if run == "global":
     config.model.pooling = "global"
-  if run == "single_frame":
-    import ml_collections
-    config.model = ml_collections.ConfigDict({
-        "name": "ava_single_frame", "widths": (16, 32, 64),
-        "blocks_per_stage": 1, "stem_stride": 2, "stem_pool": False,
-        "dropout_rate": config.model.dropout_rate, "pooling": "roi",
-        "roi_size": 7, "sampling_ratio": 0, "aligned": True})
   return config
 
 
