@@ -59,6 +59,9 @@ def get_config():
   config.dataset.data_dir = ""      # "": the TFDS default data dir
   config.dataset.train_per_class = -1  # synthetic_motion size; -1: default
   config.dataset.test_per_class = -1
+  # synthetic_motion background: "textured" (default) or "plain" (flat, no
+  # noise; vidjax/data/synthetic_render.py)
+  config.dataset.synthetic_background = "textured"
   config.dataset.num_frames = 8     # frames per clip
   config.dataset.frame_stride = 2   # take every k-th stored frame
   config.dataset.crop_size = 32

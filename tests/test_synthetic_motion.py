@@ -222,3 +222,40 @@ def test_render_example_is_pure_and_labels_cycle():
   # Every frame shows the object (contrast against the background).
   for f in v1.astype(np.float32):
     assert _object_mask(f).sum() >= 4
+
+
+def test_plain_background_is_flat_and_keeps_the_object_and_the_default():
+  """`background="plain"` (issue #17's VideoMAE check): the same random draws,
+  one flat background colour and no noise, so every changing pixel is the
+  object's; the default render and the named configs' names are unchanged."""
+  base = sm.make_config("motion", num_frames=8)
+  plain = sm.make_config("motion", num_frames=8, background="plain")
+  assert base.background == "textured" and plain.name != base.name
+  assert sm.make_config("motion").name == "motion"
+  for index in range(16):
+    v, label = sm.render_example(base, "train", index)
+    p, plabel = sm.render_example(plain, "train", index)
+    assert label == plabel
+    # Pixels far from the object equal one colour in every frame of `p`.
+    near = np.stack([_object_mask(f.astype(np.float32)) for f in v]).any(0)
+    for axis in (0, 1):  # dilate by 2 px (anti-aliased edges)
+      near = near | np.roll(near, 1, axis) | np.roll(near, -1, axis)
+      near = near | np.roll(near, 2, axis) | np.roll(near, -2, axis)
+    bg = p[:, ~near]
+    assert (~near).sum() > 200 and (bg == bg[0, 0]).all()
+    # The textured render's background is not flat there.
+    assert np.ptp(v[:, ~near].astype(np.int32)) > 0
+  with pytest.raises(ValueError, match="background"):
+    sm.render_example(sm.make_config("motion", background="noisy"), "train", 0)
+
+
+def test_unknown_background_key_is_one_line_error_before_a_build(tmp_path):
+  from configs import default
+  from vidjax.data import datasets
+  from vidjax.errors import VidjaxError
+  config = default.get_config()
+  config.dataset.data_dir = str(tmp_path)
+  config.dataset.synthetic_background = "noisy"
+  with pytest.raises(VidjaxError, match="synthetic_background"):
+    datasets._synthetic_motion(config.dataset)
+  assert not list(tmp_path.iterdir())  # nothing built

@@ -1,7 +1,7 @@
 """Linear probe of a VideoMAE encoder on `synthetic_motion` (issue #17).
 
   python -m tools.videomae_probe --encoder=DIR [--per_class=300]
-      [--dataset=motion] [--steps=1000]
+      [--dataset=motion] [--steps=1000] [--override=KEY=VALUE ...]
 
 Softmax regression (Adam 1e-2, L2 1e-3, standardised features) on the
 encoder's mean-pooled tokens -- the fine-tuning head's input in
@@ -65,12 +65,17 @@ def main(argv=None):
   parser.add_argument("--per_class", type=int, default=300)
   parser.add_argument("--dataset", default="motion")
   parser.add_argument("--steps", type=int, default=1000)
+  parser.add_argument("--override", action="append", default=[],
+                      help="fine-tuning config override matching the "
+                      "encoder, e.g. 'model.patch_size=(2,4,4)'")
   args = parser.parse_args(argv)
   import jax
   from vidjax import checkpoint, costs, experiment
   from vidjax.data import synthetic_motion
   from vidjax.models.videomae import VideoMAEEncoder
-  config = experiment.build_config("videomae_finetune", args.dataset, 1)
+  from tools.videomae_learning import parse_overrides
+  config = experiment.build_config("videomae_finetune", args.dataset, 1,
+                                   parse_overrides(args.override))
   model, _ = costs.configured_model(config)
   builder = synthetic_motion.load_builder(args.dataset)
   x, y = _clips(builder, "train", range(8 * args.per_class))

@@ -153,6 +153,13 @@ def _synthetic_motion(dataset_config) -> Dataset:
     value = dataset_config.get(key, -1)
     if value is not None and value > 0:
       overrides[key] = int(value)
+  background = dataset_config.get("synthetic_background", "textured")
+  if background != "textured":  # the named builds keep their names
+    from vidjax.data.synthetic_render import BACKGROUNDS
+    if background not in BACKGROUNDS:
+      raise VidjaxError(f"config.dataset.synthetic_background={background!r}:"
+                        f" use one of {', '.join(BACKGROUNDS)}")
+    overrides["background"] = background
   _synthetic_kind(dataset_config)
   builder = synthetic_motion.load_builder(
       dataset_config.config, data_dir=dataset_config.data_dir or None,

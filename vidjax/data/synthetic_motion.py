@@ -47,6 +47,8 @@ class SyntheticMotionConfig(tfds.core.BuilderConfig):
     test_per_class: test videos per class.
     seed: root seed; the splits use different streams derived from it.
     label_kind: "motion" (class = how it moves) or "appearance" (class = shape).
+    background: "textured" (default) or "plain" (`synthetic_render.render`:
+      a flat colour, no noise).
   """
 
   num_frames: int = 32
@@ -55,6 +57,7 @@ class SyntheticMotionConfig(tfds.core.BuilderConfig):
   test_per_class: int = 100
   seed: int = 0
   label_kind: str = "motion"
+  background: str = "textured"
 
   @property
   def class_names(self) -> tuple[str, ...]:
@@ -70,7 +73,8 @@ def render_example(config: SyntheticMotionConfig, split: str,
   """
   return synthetic_render.render(
       config.seed, split, index, label_kind=config.label_kind,
-      num_frames=config.num_frames, res=config.resolution, num_classes=NUM_CLASSES)
+      num_frames=config.num_frames, res=config.resolution, num_classes=NUM_CLASSES,
+      background=config.background)
 
 
 class SyntheticMotion(tfds.core.GeneratorBasedBuilder):

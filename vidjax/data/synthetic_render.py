@@ -221,9 +221,24 @@ def render_from_params(p: dict, num_frames: int, res: int) -> np.ndarray:
   return np.clip(np.rint(video), 0, 255).astype(np.uint8)
 
 
+BACKGROUNDS = ("textured", "plain")
+
+
 def render(seed: int, split: str, index: int, *, label_kind: str = "motion",
-           num_frames: int = 32, res: int = 32, num_classes: int = 8):
-  """-> (video uint8 [num_frames, res, res, 3], label int)."""
+           num_frames: int = 32, res: int = 32, num_classes: int = 8,
+           background: str = "textured"):
+  """-> (video uint8 [num_frames, res, res, 3], label int).
+
+  background: "textured" (the default: a colour ramp plus static and, in
+  some videos, per-frame sensor noise) or "plain" (the same random draws,
+  but one flat colour and no noise: every pixel that changes is the
+  object's).
+  """
+  if background not in BACKGROUNDS:
+    raise ValueError(f"background must be one of {BACKGROUNDS}, got "
+                     f"{background!r}")
   p = render_params(seed, split, index, num_classes=num_classes, label_kind=label_kind,
                     num_frames=num_frames, res=res)
+  if background == "plain":
+    p = dict(p, grad_amp=np.zeros(3), static_noise=0.0, frame_noise=0.0)
   return render_from_params(p, num_frames, res), p["label"]
