@@ -51,9 +51,10 @@ def get_config(arg: str = ""):
       "dtype": "float32"})
   config.batch_size = 16
   config.eval_batch_size = 32
-  config.num_train_steps = 600
+  config.num_train_steps = 300
   config.log_every_steps = 50
-  config.eval_every_steps = config.checkpoint_every_steps = 600
+  config.eval_every_steps = 300        # the final evaluation only
+  config.checkpoint_every_steps = 100
   o = config.optimizer
   o.name, o.learning_rate, o.warmup_steps = "adamw", 2e-3, 50
   o.weight_decay, o.grad_clip_norm = 1e-4, 1.0

@@ -62,11 +62,16 @@ def test_sdr_many_equals_bss_eval_sdr():
 
 def test_silent_source_is_skipped_and_counted():
   s = _sines()
+  other = s[1].copy()
   s[1] = 0
-  rows = ev.source_rows(s, s.sum(0), s, oracle=s)
+  noise = 0.01 * np.random.default_rng(0).standard_normal(s.shape)
+  rows = ev.source_rows(s, s[0] + 0.3 * other, s + noise, oracle=s + noise)
   assert rows[1] == {"source": 1, "silent": True}
   m = ev.summarize(rows)
   assert m["eval/num_sources"] == 1 and m["eval/num_silent"] == 1
+  assert m["eval/sdri"] == pytest.approx(rows[0]["sdr"] -
+                                         rows[0]["mixture_sdr"])
+  assert np.isfinite(m["eval/sdri"]) and m["eval/sdri"] > 20
 
 
 def test_oracle_of_the_reference_mixture_is_exact():

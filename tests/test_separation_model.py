@@ -78,8 +78,9 @@ def _inputs(model, d, batch=2):
 def test_unet_shapes_mask_range_and_conditioning(model):
   _, _, d = tones(2)
   x, video, boxes, mix = _inputs(model, d)
-  v = model.init({"params": jax.random.PRNGKey(0)}, x, video, boxes)
-  logits = model.apply(v, x, video, boxes)
+  v = jax.jit(model.init)({"params": jax.random.PRNGKey(0)}, x, video, boxes)
+  apply = jax.jit(model.apply)
+  logits = apply(v, x, video, boxes)
   t = frontend.num_frames(N, sep.stft_config(model))
   assert logits.shape == (2, 2, t, model.freq_bins)
   masks = np.asarray(sep.masks_from_logits(model, logits))
@@ -88,17 +89,18 @@ def test_unet_shapes_mask_range_and_conditioning(model):
   binary = sep.SeparationUNet(**{**_fields(model), "mask": "binary"})
   bm = np.asarray(sep.masks_from_logits(binary, logits))
   assert set(np.unique(bm)) <= {0.0, 1.0}
-  out = sep.separate(model, v, mix, video, boxes)
+  out = jax.jit(lambda *a: sep.separate(model, *a))(v, mix, video, boxes)
   assert out.shape == (2, 2, N)
   # each object's box gives its own mask; swapping the boxes swaps them
   a = np.asarray(logits)
   assert np.abs(a[:, 0] - a[:, 1]).mean() > 1e-4
-  swapped = np.asarray(model.apply(v, x, video, boxes[:, ::-1]))
+  swapped = np.asarray(apply(v, x, video, boxes[:, ::-1]))
   np.testing.assert_allclose(swapped, a[:, ::-1], rtol=1e-5, atol=1e-5)
 
   def loss(params, video):
     return model.apply({**v, "params": params}, x, video, boxes)[:, 0].sum()
-  g_params, g_video = jax.grad(loss, argnums=(0, 1))(v["params"], video)
+  g_params, g_video = jax.jit(jax.grad(loss, argnums=(0, 1)))(v["params"],
+                                                               video)
   assert float(jnp.abs(g_params["film"]["kernel"]).sum()) > 0
   assert float(jnp.abs(g_params["visual_fc"]["kernel"]).sum()) > 0
   assert float(jnp.abs(g_video).sum()) > 0
