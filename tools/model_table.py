@@ -67,8 +67,9 @@ def config_rows():
     module = importlib.import_module(f"configs.{stem}")
     for arg in getattr(module, "VARIANTS", ("",)):
       config = module.get_config(arg)
-      if config.get("task") in ("localization", "long_video"):  # detectors
-        continue  # on features, samplers: not clip models (actionformer*.py)
+      if config.get("task") in ("localization", "long_video", "separation"):
+        continue  # detectors on features, samplers, a spectrogram U-Net:
+        # not clip models (actionformer*.py, sound_of_pixels.py)
       yield (f"{stem}:{arg}" if arg else stem), config
 
 
