@@ -47,7 +47,8 @@ class Preflight:
 # Datasets that paper configs name but vidjax does not build: those variants
 # are architecture entries of tools.model_table (parameters, FLOPs).
 NO_BUILDER = {"sports1m": "Sports-1M (Karpathy et al. 2014)",
-              "imagenet": "ImageNet (ILSVRC-2012)"}
+              "imagenet": "ImageNet (ILSVRC-2012)",
+              "kinetics600": "Kinetics-600 (Carreira et al. 2018)"}
 
 
 def check_run(config, mesh) -> Preflight:

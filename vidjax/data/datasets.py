@@ -19,6 +19,7 @@ from vidjax.errors import VidjaxError
 # FLOPs: vidjax/costs.py) without its data. A run uses the data's own count.
 PAPER_NUM_CLASSES = {
     "kinetics400": 400,
+    "kinetics600": 600,
     "ucf101": 101,
     "hmdb51": 51,
     "something_something_v2": 174,

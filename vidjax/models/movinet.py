@@ -93,6 +93,7 @@ class Block(nn.Module):
   gating: str
   impl: str
   dtype: jnp.dtype
+  rezero_init: float = 0.0
 
   @nn.compact
   def __call__(self, x, state: Optional[dict], *, train: bool):
@@ -123,7 +124,8 @@ class Block(nn.Module):
                                    name="se")(y, state.get("se"))
     y = nn.Dense(self.out_width, use_bias=False, dtype=dt, name="project")(y)
     y = batch_norm(train, "project_bn", dt)(y)
-    y = y * self.param("rezero", nn.initializers.zeros, ()).astype(dt)
+    y = y * self.param("rezero", nn.initializers.constant(self.rezero_init),
+                       ()).astype(dt)
     skip = x
     if self.stride > 1:
       skip = nn.avg_pool(skip, (1, 3, 3), (1, 2, 2),
@@ -148,6 +150,9 @@ class MoViNet(nn.Module):
       "hard_sigmoid" (stream checkpoints).
     head_width: the classifier's hidden width (2048).
     dropout_rate: before the last Dense (0.2 in the released configs).
+    rezero_init: the blocks' residual scale at init (0: the release, each
+      block starts as its skip; 1 suits short schedules: an optimizer step
+      moves the scalar by about the learning rate).
     impl: convolution form, `vidjax.layers.causal.IMPLS` ("auto": per-frame
       2D / shifted sums on CPU; "conv" counts every multiply-add).
     dtype: compute dtype name; params float32.
@@ -161,6 +166,7 @@ class MoViNet(nn.Module):
   gating: str = "sigmoid"
   head_width: int = 2048
   dropout_rate: float = 0.0
+  rezero_init: float = 0.0
   impl: str = "auto"
   dtype: str = "float32"
 
@@ -200,7 +206,8 @@ class MoViNet(nn.Module):
         name = f"stage{i}_block{j}"
         y, new[name] = Block(width, expand, kernel, stride, self.causal,
                              self.conv_type, self.se_type, self.activation,
-                             self.gating, self.impl, dt, name=name)(
+                             self.gating, self.impl, dt, self.rezero_init,
+                             name=name)(
                                  y, state.get(name), train=train)
     y = nn.Dense(spec["head"], use_bias=False, dtype=dt,
                  name="head_project")(y)
