@@ -166,7 +166,9 @@ class X3D(nn.Module):
   depthwise_impl: str = "auto"
   dtype: str = "float32"
 
-  def check_input(self):
+  def check_input(self, input_shape=None):
+    """One-line errors before anything is built (vidjax.preflight)."""
+    del input_shape
     if self.depthwise_impl not in POOL_IMPLS:
       raise VidjaxError(f"config.model.depthwise_impl={self.depthwise_impl!r}"
                         f"; expected one of {POOL_IMPLS}")
