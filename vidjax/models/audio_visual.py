@@ -49,6 +49,7 @@ from __future__ import annotations
 from typing import Sequence, Tuple
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from vidjax.errors import VidjaxError
@@ -76,7 +77,10 @@ def spectrogram_grid(frames: int, mels: int, patch: Sequence[int],
 
 class SpectrogramPatches(nn.Module):
   """[B, frames, mels] -> [B, time patches, freq patches, D] (AST's patch
-  embedding: a one-channel conv, kernel `patch_size`, stride `stride`)."""
+  embedding: a one-channel conv, kernel `patch_size`, stride `stride`).
+  Parameters kernel (pt, pf, 1, D) and bias (D,); non-overlapping patches
+  (stride = patch) take a reshape and one matmul (XLA:CPU compiles large
+  conv kernels slowly), overlapping ones a strided conv."""
   hidden_size: int
   patch_size: Tuple[int, int] = (16, 16)
   stride: Tuple[int, int] = (16, 16)
@@ -84,11 +88,24 @@ class SpectrogramPatches(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    spectrogram_grid(x.shape[1], x.shape[2], self.patch_size, self.stride)
-    return nn.Conv(self.hidden_size, tuple(self.patch_size),
-                   strides=tuple(self.stride), padding="VALID",
-                   dtype=self.dtype, name="conv")(x[..., None].astype(
-                       self.dtype))
+    (pt, pf), (st, sf) = tuple(self.patch_size), tuple(self.stride)
+    rows, cols = spectrogram_grid(x.shape[1], x.shape[2], (pt, pf), (st, sf))
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (pt, pf, 1, self.hidden_size), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (self.hidden_size,),
+                      jnp.float32)
+    x = x.astype(self.dtype)[..., None]
+    kernel = kernel.astype(self.dtype)
+    if (pt, pf) == (st, sf):
+      b = x.shape[0]
+      x = x[:, :rows * pt, :cols * pf].reshape(b, rows, pt, cols, pf)
+      x = x.transpose(0, 1, 3, 2, 4).reshape(b, rows, cols, pt * pf)
+      y = x @ kernel.reshape(pt * pf, self.hidden_size)
+    else:
+      y = jax.lax.conv_general_dilated(
+          x, kernel, (st, sf), "VALID",
+          dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + bias.astype(self.dtype)
 
 
 class _Tokens(nn.Module):
