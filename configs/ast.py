@@ -33,6 +33,7 @@ def get_config(arg: str = ""):
   m = config.model
   m.name = "ast"
   m.audio_posemb = "learned"   # | "separable" (time + frequency embeddings)
+  m.dropout_rate = m.attention_dropout_rate = m.stochastic_depth = 0.0
   if arg == "audioset":
     from vidjax.audio import frontend  # noqa: PLC0415
     fbank = frontend.preset("ast_kaldi").to_dict()

@@ -80,6 +80,8 @@ def get_config(arg: str = ""):
   m = config.model
   m.name = "mbt"
   m.fusion = "bottleneck"  # | "early" | "late" | "video_only" | "audio_only"
+  m.audio_posemb = "learned"  # | "separable"
+  m.dropout_rate = m.attention_dropout_rate = m.stochastic_depth = 0.0
   if arg in ("audioset", "vggsound"):
     audio_visual_data(config, arg, 8.0, 32, 224, MBT_FRONTEND,
                       (1.102, 2.762))  # scenic's spec_mean / spec_stddev
