@@ -132,3 +132,44 @@ def test_bad_options_are_one_line_errors(key, value):
   model = MoViNet(num_classes=5, variant="tiny").clone(**{key: value})
   with pytest.raises(VidjaxError, match=f"config.model.{key}="):
     model.init(jax.random.key(0), jnp.zeros((1, 2, 32, 32, 3)))
+
+
+def test_skip_pool_averages_in_bounds_pixels_only():
+  import flax.linen as nn  # noqa: PLC0415
+  from vidjax.models.movinet import _skip_pool  # noqa: PLC0415
+  for h, w in ((8, 8), (7, 9), (1, 2)):
+    x = jax.random.normal(jax.random.key(0), (1, 2, h, w, 3))
+    ref = nn.avg_pool(x, (1, 3, 3), (1, 2, 2), ((0, 0), (1, 1), (1, 1)),
+                      count_include_pad=False)
+    np.testing.assert_allclose(_skip_pool(x), ref, atol=1e-6)
+
+
+def test_stream_tool_matches_whole_clip_on_every_test_video(tiny_data_dir):
+  """tools/stream.py on a (randomly initialised) tiny run: per-chunk lines,
+  the last streamed logits equal to one whole-clip pass, on a frame array
+  and on every test video of the tiny dataset."""
+  from conftest import TINY_TEST_PER_CLASS, TINY_TRAIN_PER_CLASS  # noqa
+  from tools import stream  # noqa: PLC0415
+  from vidjax.data import datasets  # noqa: PLC0415
+  from vidjax.viz.run import Run  # noqa: PLC0415
+  config = movinet_config.get_config()
+  config.dataset.data_dir = tiny_data_dir
+  config.dataset.train_per_class = TINY_TRAIN_PER_CLASS
+  config.dataset.test_per_class = TINY_TEST_PER_CLASS
+  names = list(datasets.class_names(config.dataset))
+  model, v, _ = _tiny(**STREAM)
+  model = model.clone(num_classes=len(names))
+  v = model.init(jax.random.key(0), jnp.zeros((1, 2, 32, 32, 3)))
+  run = Run("", "", config, model, v, len(names), tuple(names))
+  video = datasets.load(config.dataset).test[0]["video"]
+  frames = stream.whole_video(run, video)
+  assert frames.shape == (-(-len(video) // 2), 32, 32, 3)
+  lines = []
+  out = stream.stream_file(run, frames, 3, 2, 0.1, write=lines.append)
+  assert len(out["rows"]) == len(lines) - 1 == -(-len(frames) // 3)
+  assert out["rows"][-1]["frames"] == len(frames)
+  assert out["max_abs_diff"] < 1e-5 and "same top-1" in lines[-1]
+  check = stream.check_test_split(run, 5, write=lines.append)
+  assert check["videos"] == 8 * TINY_TEST_PER_CLASS == check["top1_agree"]
+  assert check["max_abs_diff"] < 1e-5
+  assert check["stream_top1"] == check["clip_top1"]

@@ -35,6 +35,7 @@ from typing import Optional, Tuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from vidjax.errors import VidjaxError
 from vidjax.layers import causal as C
@@ -128,13 +129,27 @@ class Block(nn.Module):
                        ()).astype(dt)
     skip = x
     if self.stride > 1:
-      skip = nn.avg_pool(skip, (1, 3, 3), (1, 2, 2),
-                         ((0, 0), (1, 1), (1, 1)), count_include_pad=False)
+      skip = _skip_pool(skip)
     if self.stride > 1 or x.shape[-1] != self.out_width:
       skip = nn.Dense(self.out_width, use_bias=False, dtype=dt,
                       name="skip")(skip)
       skip = batch_norm(train, "skip_bn", dt)(skip)
     return skip + y, {k: v for k, v in new.items() if v}
+
+
+def _in_bounds(n: int) -> np.ndarray:
+  """Taps of each 3-wide, stride-2, pad-1 window inside a length-n axis."""
+  return np.array([min(2 * i + 1, n - 1) - max(2 * i - 1, 0) + 1
+                   for i in range((n - 1) // 2 + 1)], np.float32)
+
+
+def _skip_pool(x):
+  """3x3 stride-2 spatial average over the in-bounds pixels (padding not
+  counted); the counts are a numpy constant (XLA constant-folds
+  count_include_pad=False's window of ones slowly at paper sizes)."""
+  total = nn.avg_pool(x, (1, 3, 3), (1, 2, 2), ((0, 0), (1, 1), (1, 1))) * 9
+  count = np.outer(_in_bounds(x.shape[2]), _in_bounds(x.shape[3]))
+  return total / jnp.asarray(count, x.dtype)[None, None, :, :, None]
 
 
 @register_model("movinet")
