@@ -38,6 +38,24 @@ TINY_TRAIN_PER_CLASS = 8
 TINY_TEST_PER_CLASS = 2
 
 
+# Session fixtures too costly to build on both xdist workers: every test that
+# uses one runs on the same worker (pytest.ini's --dist=loadgroup), so each
+# is built once per test session. Modules whose tests share a module fixture
+# mark themselves (`pytestmark = pytest.mark.xdist_group(...)`).
+ONE_WORKER_FIXTURES = {"tiny_localization_run": "localization",
+                       "tiny_two_stage_run": "localization",
+                       "tiny_detection_run": "detection"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
+def pytest_collection_modifyitems(items):
+  for item in items:
+    names = getattr(item, "fixturenames", ())
+    for group in sorted({g for f, g in ONE_WORKER_FIXTURES.items()
+                         if f in names}):
+      item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory):
   """A TFDS data dir holding a tiny synthetic_motion/motion build."""
@@ -65,6 +83,14 @@ def tiny_two_stage_run(tmp_path_factory, tiny_localization_run):
   from tests import localization_runs
   return localization_runs.two_stage(str(tmp_path_factory.mktemp("af2")),
                                      tiny_localization_run)
+
+
+@pytest.fixture(scope="session")
+def tiny_detection_run(tmp_path_factory):
+  """configs/ava_slowfast.py:tiny stopped at step 2 and resumed, and run
+  uninterrupted (tests/detection_runs.py)."""
+  from tests import detection_runs
+  return detection_runs.stop_and_resume(str(tmp_path_factory.mktemp("ava")))
 
 
 def tiny_config(data_dir: str, model: str = "vivit_factorized", **overrides):
@@ -109,7 +135,9 @@ def tiny_config(data_dir: str, model: str = "vivit_factorized", **overrides):
 def one_train_step(config):
   """Loss of one real train step (steps.make_train_step) at batch 4.
 
-  rbg keys: XLA:CPU compiles their random init several times faster."""
+  rbg keys: XLA:CPU compiles their random init several times faster; the
+  step is compiled at XLA backend optimisation level 0 (the same computation,
+  compiled in less CPU time)."""
   import jax
   import jax.numpy as jnp
   from vidjax import costs, optim, steps
@@ -121,7 +149,8 @@ def one_train_step(config):
   batch = {"video": jax.random.randint(jax.random.key(1), (4,) + shape, 0,
                                        256).astype(jnp.uint8),
            "label": jnp.arange(4) % 8}
-  state, metrics = jax.jit(steps.make_train_step(config, schedule))(
-      state, batch)
+  step = jax.jit(steps.make_train_step(config, schedule)).lower(
+      state, batch).compile({"xla_backend_optimization_level": 0})
+  state, metrics = step(state, batch)
   assert int(state.step) == 1 and int(state.skipped_steps) == 0
   return float(metrics["train/loss"])

@@ -1,8 +1,9 @@
 """AVA-style detection through the shared training loop (issue #21 part D,
 vidjax/tasks/detection/task.py): `configs/ava_slowfast.py:tiny` on a tiny
 `synthetic_ava` build, 8 forced CPU devices, stopped at step 2 and resumed
-to step 4 (and the same run uninterrupted: identical metrics); the final
-AVA result CSV read back; config errors before anything is built."""
+to step 4 (and the same run uninterrupted: identical metrics; one run per
+session, tests/detection_runs.py); the final AVA result CSV read back; config
+errors before anything is built."""
 import json
 import os
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from configs import ava_slowfast
+from tests.detection_runs import tiny
 from vidjax import train
 from vidjax.errors import VidjaxError
 from vidjax.tasks import base
@@ -18,29 +20,12 @@ from vidjax.tasks.detection import ava_io, data as data_lib
 from vidjax.tasks.detection import task as det_task, train_step
 
 
-def tiny(data_dir: str):
-  config = ava_slowfast.get_config("tiny")
-  config.dataset.data_dir = data_dir
-  return config
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-  """(stopped + resumed run, uninterrupted run) of the tiny config."""
-  root = tmp_path_factory.mktemp("detection")
-  config = tiny(str(root / "tfds"))
-  work = str(root / "run")
-  first = train.train_and_evaluate(config, work, stop_after_steps=2)
-  stopped = os.path.isdir(os.path.join(work, "checkpoints", "2"))
-  final = train.train_and_evaluate(config, work)
-  straight = train.train_and_evaluate(config, str(root / "straight"))
-  return work, first, stopped, final, straight
-
-
-def test_stop_then_resume_on_8_devices_writes_ava_results(runs):
-  work, first, stopped, final, straight = runs
+def test_stop_then_resume_on_8_devices_writes_ava_results(tiny_detection_run):
+  run = tiny_detection_run
+  work, final, straight = run.work, run.final, run.straight
   assert jax.device_count() == 8
-  assert first == {} and stopped  # stopped at step 2 of 4, checkpointed
+  # stopped at step 2 of 4, checkpointed
+  assert run.first == {} and run.stopped == {"2": True, "4": False}
   assert 0.0 <= final["eval/frame_map"] <= 1.0
   aps = [v for k, v in final.items() if k.startswith("eval/ap_")]
   assert aps and np.isclose(final["eval/frame_map"], np.mean(aps))
@@ -53,7 +38,7 @@ def test_stop_then_resume_on_8_devices_writes_ava_results(runs):
   assert [r["step"] for r in rows if "eval/frame_map" in r] == [2, 4]
   out = os.path.join(work, "eval", "test_step4")
   dets = ava_io.read_csv(os.path.join(out, "detections.csv"))
-  loaded = data_lib.load(tiny(os.path.dirname(work) + "/tfds").dataset)
+  loaded = data_lib.load(tiny(run.data_dir).dataset)
   test, ids = loaded["test"], loaded["class_ids"]
   # one row per (test box, class), boxes in the keyframe's coordinates
   assert len(dets) == sum(len(k.boxes) for k in test.keyframes) * len(ids)

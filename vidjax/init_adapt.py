@@ -206,7 +206,10 @@ def _option(config, key, default, choices):
 
 def adapt_batch_stats(config, stats: dict) -> dict:
   """BatchNorm statistics of the checkpoint under the configured model's
-  names (a 2D ResNet's -> SlowFast's Slow pathway; others unchanged)."""
+  names (a 2D ResNet's -> SlowFast's Slow pathway; a SlowFast classifier's
+  -> an AVA detector's backbone/; others unchanged)."""
+  from vidjax.tasks.detection.init_from import classifier_to_detector
+  stats, _ = classifier_to_detector(config.model.name, stats)
   return init_image.adapt_batch_stats(config.model.name, stats)
 
 
@@ -260,7 +263,10 @@ def adapt_pretrained(config, loaded: dict, target: dict, where: str = "",
   elif init_image.is_resnet_2d(loaded) and name in init_image.RESNET_TARGETS:
     loaded, notes = init_image.resnet_to_video(loaded, target, name,
                                                inflation)
-  else:
+  else:  # a K400 classifier -> an AVA detector (tasks/detection/init_from)
+    from vidjax.tasks.detection.init_from import classifier_to_detector
+    loaded, more = classifier_to_detector(name, loaded)
+    notes += more
     loaded = match_layer_layout(loaded, target)
   if posemb == "resize":
     loaded, more = resize_position_embeddings(
