@@ -136,3 +136,13 @@ def test_music_variant_preflight_and_data_refusal(tmp_path):
   assert down.shape == (4, 4, 512, 512)
   with pytest.raises(VidjaxError, match="music"):
     task.Separation().load_data(config, str(tmp_path))
+
+
+def test_check_tool_bar_table():
+  from tools import separation_check as sc
+  rows = sc.bar_rows({"eval/sdri": 6.5, "eval/si_sdri": 3.0,
+                      "eval/swap_sdri": 0.2, "eval/oracle_sdr": 15.0})
+  assert [ok for *_, ok in rows] == [True, None, False, True]
+  text = sc.table(rows)
+  assert "SDRi, other object's condition (dB)" in text and "NO" in text
+  assert len(text.splitlines()) == 5

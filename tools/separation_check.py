@@ -25,9 +25,12 @@ import json
 import os
 import time
 
-import numpy as np
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # as vidjax.main
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-from vidjax import cli  # noqa: F401  (puts the project root on sys.path)
+import numpy as np  # noqa: E402
+
+from vidjax import cli  # noqa: F401,E402  (puts the project root on sys.path)
 
 BARS = (("eval/sdri", ">=", 6.0), ("eval/si_sdri", "report", None),
         ("eval/swap_sdri", "<=", 0.0), ("eval/oracle_sdr", ">=", 15.0))
