@@ -39,6 +39,7 @@ def get_config(arg: str = ""):
   config.model.bottleneck_factor = 2.25
   config.model.dim_c5 = 2048
   config.model.se_ratio = 1 / 16
+  config.model.zero_init_last_bn = True  # PySlowFast ZERO_INIT_FINAL_BN
   config.model.depthwise_impl = "auto"
   config.model.dtype = "float32"
   if arg in ZOO:

@@ -114,6 +114,7 @@ class X3DBlock(nn.Module):
   use_se: bool = True
   se_ratio: float = 1 / 16
   impl: str = "auto"
+  zero_init_last_bn: bool = True
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -129,7 +130,8 @@ class X3DBlock(nn.Module):
                         name="se")(y)
     y = nn.swish(y)
     y = video_conv(y, self.features, (1, 1, 1), name="conv_c", dtype=dtype)
-    y = batch_norm(train, "bn_c", dtype, nn.initializers.zeros)(y)
+    y = batch_norm(train, "bn_c", dtype, nn.initializers.zeros
+                   if self.zero_init_last_bn else nn.initializers.ones)(y)
     return residual_sum(x, y, (1, s, s), train=train, dtype=dtype)
 
 
@@ -149,6 +151,8 @@ class X3D(nn.Module):
     stem_stride: the stem conv's spatial stride (2; 1 keeps small inputs'
       maps larger).
     dropout_rate: dropout before the classifier.
+    zero_init_last_bn: each block's last BN scale starts at 0 (PySlowFast's
+      ZERO_INIT_FINAL_BN: blocks start as the identity) or 1.
     depthwise_impl: "auto" | "conv" | "shifts" (module docstring).
     dtype: compute dtype name; params stay float32.
   """
@@ -163,6 +167,7 @@ class X3D(nn.Module):
   stem_temporal_kernel: int = 5
   stem_stride: int = 2
   dropout_rate: float = 0.5
+  zero_init_last_bn: bool = True
   depthwise_impl: str = "auto"
   dtype: str = "float32"
 
@@ -199,7 +204,7 @@ class X3D(nn.Module):
     for stage, (blocks, width, inner) in enumerate(specs):
       for index in range(blocks):
         y = X3DBlock(width, inner, 2 if index == 0 else 1, index % 2 == 0,
-                     self.se_ratio, impl, dtype,
+                     self.se_ratio, impl, self.zero_init_last_bn, dtype,
                      name=f"res{stage + 2}_block{index}")(y, train=train)
     y = video_conv(y, specs[-1][2], (1, 1, 1), name="conv5", dtype=dtype)
     y = nn.relu(batch_norm(train, "bn5", dtype)(y))
