@@ -112,6 +112,14 @@ def test_target_baselines():
   raw = vl.target_baselines(config, 24)
   assert 0.01 < raw["mean_predictor_loss"] < 0.04
   assert raw["noise_floor_loss"] < 1e-3  # static noise std <= 4 / 255
+  # On the plain background the baselines are the plain clips' (the flat
+  # tubelets' norm-pix target is 0: only the object's tubelets count), and
+  # nothing is noise.
+  config.model.norm_pix_loss = True
+  config.dataset.synthetic_background = "plain"
+  plain = vl.target_baselines(config, 24)
+  assert 0.1 < plain["mean_predictor_loss"] < 0.5
+  assert plain["noise_floor_loss"] == 0.0
 
 
 def test_failures_name_each_bar():

@@ -67,6 +67,8 @@ def _clips(config, split: str, count: int, clean: bool) -> np.ndarray:
     p = synthetic_render.render_params(
         base.seed, split, i, label_kind=base.label_kind,
         num_frames=base.num_frames, res=base.resolution)
+    p = synthetic_render.with_background(
+        p, config.dataset.get("synthetic_background", "textured"))
     if clean:
       p = {**p, "static_noise": 0.0, "frame_noise": 0.0}
     video = synthetic_render.render_from_params(p, base.num_frames,

@@ -239,6 +239,12 @@ def render(seed: int, split: str, index: int, *, label_kind: str = "motion",
                      f"{background!r}")
   p = render_params(seed, split, index, num_classes=num_classes, label_kind=label_kind,
                     num_frames=num_frames, res=res)
+  return render_from_params(with_background(p, background), num_frames,
+                            res), p["label"]
+
+
+def with_background(p: dict, background: str) -> dict:
+  """`render_params`' dict drawn on `background` ("plain": flat, no noise)."""
   if background == "plain":
-    p = dict(p, grad_amp=np.zeros(3), static_noise=0.0, frame_noise=0.0)
-  return render_from_params(p, num_frames, res), p["label"]
+    return dict(p, grad_amp=np.zeros(3), static_noise=0.0, frame_noise=0.0)
+  return p
