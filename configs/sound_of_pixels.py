@@ -63,6 +63,9 @@ def get_config(arg: str = ""):
   if arg == "tiny":  # tests: instant data, a few steps
     d.name, d.config = "separation_tones", ""
     d.train_size, d.test_size = 16, 8
+    d.num_frames, d.clip_samples = 4, 8000      # 0.5 s clips of 4 frames
+    m = config.model
+    m.freq_bins, m.widths, m.visual_widths, m.visual_frames = 32, (8, 16), (8,), 2
     config.batch_size = config.eval_batch_size = 8
     config.num_train_steps = 4
     o.warmup_steps = 1

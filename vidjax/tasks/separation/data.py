@@ -212,7 +212,11 @@ def load(dataset_config) -> dict:
   name = d.get("name", "")
   if name == "separation_tones":
     n_train, n_test = int(d.get("train_size", 256)), int(d.get("test_size", 32))
-    return {"train": tones_set(n_train, 0), "test": tones_set(n_test, 1)}
+    kw = dict(num_frames=int(d.get("num_frames", 16)),
+              size=int(d.get("crop_size", 32)),
+              seconds=int(d.get("clip_samples", 32000)) / 16000)
+    return {"train": tones_set(n_train, 0, **kw),
+            "test": tones_set(n_test, 1, **kw)}
   if name == "synthetic_av":
     return synthetic_av(d)
   raise VidjaxError(f"config.dataset.name={name!r}: separation datasets are "
