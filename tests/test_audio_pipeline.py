@@ -19,6 +19,9 @@ from vidjax.audio import frontend
 from vidjax.data import datasets, frame_store, listing, pipeline, video_folder
 from vidjax.errors import VidjaxError
 
+# One xdist worker runs this module: its module fixture is built once.
+pytestmark = pytest.mark.xdist_group("audio_pipeline")
+
 WHITES = {"a/a0.mp4": (3, 20), "a/a1.mp4": (9,), "a/a2.mp4": (14, 27),
           "b/b0.mp4": (5,), "b/b1.mp4": (17, 30), "b/b2.mp4": ()}
 SILENT = "b/b2.mp4"  # no audio track

@@ -19,6 +19,9 @@ from vidjax.registry import build_model  # noqa: E402
 from vidjax.convert.common import rename_keys  # noqa: E402
 from tools.conversion_parity import TORCHVISION  # noqa: E402
 
+# One xdist worker runs this module: its module fixture is built once.
+pytestmark = pytest.mark.xdist_group("convert_image_resnet")
+
 TOL = 1e-4
 LABELS = ["a", "b", "c", "d", "e"]
 RESNET = dict(widths=(4, 8, 16, 32), blocks_per_stage=(1, 2, 1, 1),

@@ -21,6 +21,9 @@ from vidjax.errors import VidjaxError  # noqa: E402
 from vidjax.layers.embedding import inflate_patch_kernel  # noqa: E402
 from vidjax.registry import build_model  # noqa: E402
 
+# One xdist worker runs this module: its module fixture is built once.
+pytestmark = pytest.mark.xdist_group("convert_image_vit")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = 1e-4
 LABELS = ["cat", "dog", "eel", "fox", "gnu"]

@@ -11,6 +11,9 @@ import pytest
 
 from test_extract_features import make_run
 
+# One xdist worker runs this module: its module fixture is built once.
+pytestmark = pytest.mark.xdist_group("export_model")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

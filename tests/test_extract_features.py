@@ -10,6 +10,9 @@ import pytest
 
 from conftest import tiny_config
 
+# One xdist worker runs this module: its module fixture is built once.
+pytestmark = pytest.mark.xdist_group("extract_features")
+
 FPS = 10
 NUM_FRAMES = 40
 CLASS_NAMES = [f"class{i}" for i in range(8)]

@@ -25,6 +25,9 @@ from vidjax import checkpoint, convert, evaluate, head_remap  # noqa: E402
 from vidjax import init_adapt  # noqa: E402
 from vidjax.registry import build_model  # noqa: E402
 
+# One xdist worker runs this module: its module fixture is built once.
+pytestmark = pytest.mark.xdist_group("head_remap")
+
 NAMES = ["abseiling", "air drumming", "answering questions", "applauding",
          "applying cream", "archery", "arm wrestling", "arranging flowers"]
 

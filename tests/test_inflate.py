@@ -15,6 +15,9 @@ from vidjax.errors import VidjaxError
 from vidjax.models.inflate import inflate_kernel, inflate_params
 from vidjax.models.resnet3d import ResNet3D
 
+# One xdist worker runs this module: its module fixture is built once.
+pytestmark = pytest.mark.xdist_group("inflate")
+
 KW = dict(num_classes=5, widths=(8, 16), blocks_per_stage=(1, 1),
           stem_width=8)
 

@@ -14,6 +14,9 @@ from vidjax.errors import VidjaxError
 from vidjax.models.mvit import MViTv2, block_schedule
 from vidjax.registry import build_model
 
+# One xdist worker runs this module: its module fixture is built once.
+pytestmark = pytest.mark.xdist_group("models_mvit")
+
 
 @pytest.fixture(scope="module")
 def paper():

@@ -11,6 +11,9 @@ from vidjax import costs
 from vidjax.errors import VidjaxError
 from vidjax.models.two_stream import TwoStream
 
+# One xdist worker runs this module: its module fixture is built once.
+pytestmark = pytest.mark.xdist_group("models_two_stream")
+
 T = 5  # frames; the centre frame is T // 2 = 2; 2 (T - 1) = 8 flow channels
 
 

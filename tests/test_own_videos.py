@@ -18,6 +18,9 @@ from tools import frame_difference_rule, make_real_motion
 from vidjax.data import augment, decode, pipeline
 from vidjax.data.augment import AugmentSpec
 
+# One xdist worker runs this module: its module fixture is built once.
+pytestmark = pytest.mark.xdist_group("own_videos")
+
 SMALL_DEFAULTS = ("single_frame", "late_fusion", "early_fusion",
                   "slow_fusion", "slow_fusion:lecture", "c3d", "r3d",
                   "r2plus1d", "two_stream", "lrcn", "conv_gru", "i3d",

@@ -22,6 +22,9 @@ from vidjax import evaluate
 from vidjax.data import synthetic_render
 from vidjax.errors import VidjaxError
 
+# One xdist worker runs this module: its module fixture is built once.
+pytestmark = pytest.mark.xdist_group("predict")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 150
 

@@ -15,6 +15,9 @@ from test_video_folder import clip, dcfg, write_video
 from vidjax.data import datasets, public_datasets
 from vidjax.errors import VidjaxError
 
+# One xdist worker runs this module: its module fixture is built once.
+pytestmark = pytest.mark.xdist_group("public_datasets")
+
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):

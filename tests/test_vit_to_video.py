@@ -11,6 +11,9 @@ from vidjax.layers.embedding import (PatchEmbedding, TubeletEmbedding,
                                      inflate_patch_kernel)
 from vidjax.layers.posemb import resize_posemb
 
+# One xdist worker runs this module: its module fixture is built once.
+pytestmark = pytest.mark.xdist_group("vit_to_video")
+
 
 @pytest.mark.parametrize("method,scale", [("central_frame", 1.0),
                                           ("average", 1.0), ("repeat", 3.0)])
