@@ -111,7 +111,7 @@ def test_batches_are_a_function_of_seed_and_step():
     ("separation.num_sources", 1, r"config\.separation\.num_sources"),
     ("dataset.name", "ucf101", r"config\.dataset\.name"),
     ("model.mask", "soft", r"config\.model\.mask"),
-    ("model.freq_bins", 60, r"config\.model\.freq_bins"),
+    ("model.freq_bins", 30, r"config\.model\.freq_bins"),
     ("batch_size", 12, r"batch_size"),
 ])
 def test_preflight_one_line_errors(key, value, match):
