@@ -11,9 +11,15 @@ each object's RoIAligned visual features (4 of the 16 frames), ratio masks,
 weighted BCE; for a 2-core CPU. Evaluated on the 256 test mixtures (voices
 at held-out pitches): SDR / SI-SDR improvement over the mixture, the oracle
 ideal ratio mask and the other-object condition (tools/separation_check.py).
+Measured through `python -m vidjax.main` (300 steps, 512 test sources):
+SDRi 25.55 dB, SI-SDRi 20.69 dB, other object's condition SDRi -47.52 dB,
+oracle IRM SDR 30.52 dB (bars >= 6, <= 0, >= 15); 100 steps gave 20.9 dB
+SDRi (on 64 sources). 245 s of CPU time (26 min wall on a loaded 2-core
+machine).
 
 `:binary`: SoP's default binary masks instead.
-`:tiny`: the tests' (separation_tones, a few steps).
+`:tiny`: the tests' (separation_tones: 0.5 s tones, 4 frames; a 2-level
+U-Net; 4 steps).
 `:music`: the paper's sizes for MUSIC-style solo videos (SoP's
 train_MUSIC.sh: 11025 Hz, 65535-sample clips (6 s), STFT 1022 / hop 256,
 256 log-frequency bins, unet7 (64, 128, 256, 512, 512, 512, 512), binary
