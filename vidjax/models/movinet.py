@@ -10,7 +10,8 @@ Architecture (the paper's searched networks, as released in tensorflow/models
   width): 1x1x1 expansion -> BN -> act -> depthwise kt x k x k conv (spatial
   stride 1 or 2, temporal stride always 1) -> BN -> act -> squeeze-excitation
   (hidden = 1/4 of the expanded width, rounded to 8) -> 1x1x1 projection ->
-  BN, times a learned scalar that starts at 0 (ReZero), plus the skip: the
+  BN, times a learned scalar (ReZero; 0 at init in the release, see
+  `rezero_init`), plus the skip: the
   input, or (when the width or the size changes) a 3x3 stride-2 average pool
   (strided blocks) -> 1x1x1 conv -> BN;
 * head: 1x1x1 conv (480 / 600 / 640) -> BN -> act -> global average ->
@@ -18,17 +19,19 @@ Architecture (the paper's searched networks, as released in tensorflow/models
 
 `causal=True` (stream models): every temporal conv is causal with a stream
 buffer and every average over time is cumulative (`vidjax.layers.causal`), so
-`model.apply(v, chunk, state, stream=True) -> (logits per frame, state)` run on successive chunks
-gives exactly the whole-clip causal outputs, and `stream_logits` runs a video
-in chunks with `lax.scan`. The stream checkpoints' options: conv_type
+`model.apply(v, chunk, state, stream=True)` -> (logits per frame, state), run
+on successive chunks, gives exactly the whole-clip causal outputs, and
+`stream_logits` runs a video in chunks with `lax.scan`. The stream checkpoints' options: conv_type
 "2plus1d" (a depthwise kt x k x k conv split into 1 x k x k -> BN -> act ->
 kt x 1 x 1 -> BN -> act, the buffer before the temporal conv), se_type
 "2plus3d", hard-swish / hard-sigmoid. The paper's base models: "3d", "3d",
 swish / sigmoid, causal=False.
 
-Counts at the paper's Kinetics-600 inputs (600 classes; multiply-adds as
+Counts at the release's Kinetics-600 inputs (600 classes; multiply-adds as
 `vidjax.costs.kernel_gmacs` counts them, depthwise convs in their "conv"
-form): see tools/model_table and tests/test_movinet.py.
+form): A0 3.11M params, 2.63 G (published 3.1M, 2.7 "GFLOPs"); A1 4.69M,
+5.87 G (4.6M, 6.0); A2 5.25M, 11.56 G at 50x224^2 (4.8M, 10: an open gap);
+configs/movinet.py, tests/test_movinet.py.
 """
 from typing import Optional, Tuple
 
