@@ -15,7 +15,7 @@ from configs import x3d as x3d_config
 from vidjax import costs
 from vidjax.errors import VidjaxError
 from vidjax.layers.pooling_attention import depthwise_conv3d
-from vidjax.layers.squeeze_excite import SqueezeExcite, se_width
+from vidjax.layers.causal import SqueezeExcite, make_divisible
 from vidjax.models.x3d import X3D, DepthwiseConv3D, stage_specs
 
 # PySlowFast MODEL_ZOO.md (K400): params (M), GFLOPs per view, input.
@@ -40,7 +40,7 @@ def hand_counts(specs, frames, size, dim_c1=12, width_factor=2.0,
                  + inner * width + 2 * width)
       macs += n_in * c_in * inner + n_out * inner * (27 + width)
       if i % 2 == 0:
-        r = se_width(inner, 1 / 16)
+        r = make_divisible(inner / 16)
         params += 2 * inner * r + r + inner
         macs += 2 * inner * r
       if i == 0:
@@ -80,7 +80,8 @@ def test_stage_layout_of_x3d_m_and_l():
   assert stage_specs(12, 2.0, 2.2, 2.25) == [
       (3, 24, 54), (5, 48, 108), (11, 96, 216), (7, 192, 432)]
   assert [s[0] for s in stage_specs(12, 2.0, 5.0, 2.25)] == [5, 10, 25, 15]
-  assert [se_width(c, 1 / 16) for c in (54, 108, 216, 432)] == [8, 8, 16, 32]
+  assert [make_divisible(c / 16) for c in (54, 108, 216, 432)] == [
+      8, 8, 16, 32]
 
 
 def test_zoo_recipes_in_the_configs():
@@ -117,16 +118,17 @@ def test_shifts_depthwise_equals_grouped_conv(kernel, stride):
 
 
 def test_squeeze_excite_gates_each_channel():
-  """Zero expand weights: the gate is sigmoid(0) = 0.5 everywhere; in
-  general one gate per (clip, channel), in (0, 1), constant over T, H, W."""
+  """X3D's SE (clip-level, ReLU, sigmoid). Zero expand weights: the gate is
+  sigmoid(0) = 0.5 everywhere; in general one gate per (clip, channel), in
+  (0, 1), constant over T, H, W."""
   x = jax.random.normal(jax.random.PRNGKey(1), (2, 3, 4, 4, 16)) + 1.0
-  se = SqueezeExcite(8)
+  se = SqueezeExcite(8, causal=False, activation="relu", gating="sigmoid")
   params = jax.jit(se.init)(jax.random.PRNGKey(2), x)["params"]
   zero = jax.tree_util.tree_map(jnp.zeros_like, params)
   zero["reduce"] = params["reduce"]
-  np.testing.assert_allclose(se.apply({"params": zero}, x), 0.5 * x,
+  np.testing.assert_allclose(se.apply({"params": zero}, x)[0], 0.5 * x,
                              rtol=1e-6)
-  gate = se.apply({"params": params}, x) / x
+  gate = se.apply({"params": params}, x)[0] / x
   np.testing.assert_allclose(
       gate, np.broadcast_to(gate[:, :1, :1, :1], gate.shape), rtol=1e-5)
   assert float(gate.min()) > 0 and float(gate.max()) < 1

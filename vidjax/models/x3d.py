@@ -11,9 +11,9 @@ Layout (`X3D`, channels last, (B, T, H, W, C) in, logits out):
   then x width_factor (24, 48, 96, 192 for X3D-XS..L); each block: 1x1x1 conv
   to the inner width (bottleneck_factor x width: 54, 108, 216, 432), BN,
   ReLU -> depthwise 3x3x3 conv (spatial stride 2 in a stage's first block),
-  BN, squeeze-excitation on blocks 0, 2, 4, ... of a stage
-  (`vidjax.layers.squeeze_excite`, reduced width 1/16 rounded to 8s, ReLU,
-  sigmoid), swish -> 1x1x1 conv back to the width, BN (scale starting at 0)
+  BN, squeeze-excitation on blocks 0, 2, 4, ... of a stage (the clip-level
+  `SqueezeExcite` of `vidjax.layers.causal`, causal=False: reduced width
+  1/16 rounded to 8s by `make_divisible`, ReLU, sigmoid), swish -> 1x1x1 conv back to the width, BN (scale starting at 0)
   + the shortcut (`resnet_blocks.residual_sum`: a 1x1x1 conv + BN where the
   shape changes), ReLU.
 * head: 1x1x1 conv to the last inner width ("conv5"), BN, ReLU, global
@@ -54,7 +54,7 @@ from vidjax.layers.conv3d import batch_norm
 from vidjax.layers.pooling_attention import (POOL_IMPLS, depthwise_conv3d,
                                              resolve_pool_impl)
 from vidjax.layers.resnet_blocks import residual_sum, video_conv
-from vidjax.layers.squeeze_excite import SqueezeExcite, se_width
+from vidjax.layers.causal import SqueezeExcite, make_divisible
 from vidjax.registry import register_model
 
 # Name -> (model fields, (frames, sampling stride, train crop, test crop)),
@@ -71,9 +71,7 @@ BASE_DEPTHS = (1, 2, 5, 3)
 def round_width(width: float, multiplier: float, divisor: int = 1) -> int:
   """width x multiplier to the nearest multiple of `divisor`, one more
   `divisor` if that lost over 10% (PySlowFast's `round_width`)."""
-  width *= multiplier
-  out = max(divisor, int(width + divisor / 2) // divisor * divisor)
-  return int(out + divisor if out < 0.9 * width else out)
+  return make_divisible(width * multiplier, divisor)
 
 
 def stage_specs(dim_c1: int, width_factor: float, depth_factor: float,
@@ -126,8 +124,9 @@ class X3DBlock(nn.Module):
                         name="conv_b")(y)
     y = batch_norm(train, "bn_b", dtype)(y)
     if self.use_se and self.se_ratio > 0:
-      y = SqueezeExcite(se_width(self.inner, self.se_ratio), dtype=dtype,
-                        name="se")(y)
+      y, _ = SqueezeExcite(make_divisible(self.inner * self.se_ratio),
+                           causal=False, activation="relu", gating="sigmoid",
+                           dtype=dtype, name="se")(y)
     y = nn.swish(y)
     y = video_conv(y, self.features, (1, 1, 1), name="conv_c", dtype=dtype)
     y = batch_norm(train, "bn_c", dtype, nn.initializers.zeros
