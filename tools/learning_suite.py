@@ -93,6 +93,7 @@ def _rows():
           1200),
       Row("mvitv2", "mvitv2", m, 1200),
       Row("videomae_encoder", "videomae_finetune", m, 1200),
+      Row("x3d", "x3d", m, 600),
   ]
   frame = [  # frame-at-a-time models on motion
       Row("single_frame", "single_frame", m, 600, fast=True),
