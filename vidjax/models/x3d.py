@@ -39,7 +39,7 @@ slowly) on CPU and the grouped `lax.conv_general_dilated`
 (feature_group_count = C) elsewhere. `vidjax.costs` counts the "conv" form.
 
 Initialisation: convs He-normal (fan in), BN scale 1 (0 for each block's
-last), the classifier N(0, 0.01^2) with zero bias (PySlowFast's
+last with zero_init_last_bn, PySlowFast's ZERO_INIT_FINAL_BN), the classifier N(0, 0.01^2) with zero bias (PySlowFast's
 FC_INIT_STD). Test views larger than the training crop are pooled globally
 (PySlowFast averages the softmax of 5x5-pooled windows there).
 """
