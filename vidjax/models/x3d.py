@@ -29,7 +29,7 @@ counts of 2020, which count one multiply-add as one FLOP and only
 convolutions and linear layers (a depthwise conv: output size x kernel
 volume; batch-norm counting came to fvcore in 2021): what
 `vidjax.costs.kernel_gmacs` counts. vidjax at those inputs, 400 classes:
-3.79 / 3.79 / 3.79 / 6.15 M params and 0.603 / 1.96 / 4.72 / 18.34 G
+3.79 / 3.79 / 3.79 / 6.15 M params and 0.605 / 1.963 / 4.733 / 18.37 G
 multiply-adds (tests/test_x3d.py).
 
 Depthwise convs (`DepthwiseConv3D`) run as `depthwise_conv3d` of
