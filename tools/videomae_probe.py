@@ -77,7 +77,10 @@ def main(argv=None):
   config = experiment.build_config("videomae_finetune", args.dataset, 1,
                                    parse_overrides(args.override))
   model, _ = costs.configured_model(config)
-  builder = synthetic_motion.load_builder(args.dataset)
+  background = config.dataset.synthetic_background
+  builder = synthetic_motion.load_builder(
+      args.dataset, **({} if background == "textured" else
+                       {"background": background}))
   x, y = _clips(builder, "train", range(8 * args.per_class))
   xt, yt = _clips(builder, "test", range(800))
   encoder = VideoMAEEncoder(

@@ -62,12 +62,26 @@ def init_variables(model, config, rng: jax.Array):
 def create_state(model, tx, config, rng: jax.Array) -> TrainState:
   init_rng, dropout_rng = jax.random.split(rng)
   variables = init_variables(model, config, init_rng)
-  params = variables["params"]
-  zero = jnp.zeros((), jnp.int32)
+  return new_state(model, tx, variables["params"],
+                   variables.get("batch_stats", {}), dropout_rng)
+
+
+def new_state(model, tx, params, batch_stats, rng: jax.Array) -> TrainState:
+  """A TrainState at step 0 (every task's `create_state` ends here); each
+  counter is its own buffer, as the train step donates the state."""
+  zero = lambda: jnp.zeros((), jnp.int32)  # noqa: E731
   return TrainState(
-      step=zero, params=params, batch_stats=variables.get("batch_stats", {}),
-      opt_state=tx.init(params), rng=dropout_rng, skipped_steps=zero,
-      nonfinite_streak=zero, apply_fn=model.apply, tx=tx)
+      step=zero(), params=params, batch_stats=batch_stats or {},
+      opt_state=tx.init(params), rng=rng, skipped_steps=zero(),
+      nonfinite_streak=zero(), apply_fn=model.apply, tx=tx)
+
+
+def variables_of(state: TrainState, params) -> dict:
+  """{"params": params} plus the state's batch_stats when it has any."""
+  variables = {"params": params}
+  if state.batch_stats:
+    variables["batch_stats"] = state.batch_stats
+  return variables
 
 
 def normalize(video: jax.Array, mean, std) -> jax.Array:
@@ -82,9 +96,7 @@ def _apply(state, params, x, train, rng, with_aux=False):
   load-balancing loss of vidjax/layers/transformer.py); it is empty (0) for
   every other model.
   """
-  variables = {"params": params}
-  if state.batch_stats:
-    variables["batch_stats"] = state.batch_stats
+  variables = variables_of(state, params)
   if train:
     logits, updates = state.apply_fn(
         variables, x, train=True, rngs={"dropout": rng},

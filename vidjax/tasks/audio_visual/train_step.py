@@ -92,12 +92,7 @@ def create_state(model, tx, config, rng):
                       jnp.float32), spec)
   variables = jax.jit(lambda r: model.init({"params": r, "dropout": r},
                                            *args))(init_rng)
-  zero = lambda: jnp.zeros((), jnp.int32)  # noqa: E731 (distinct buffers)
-  return steps.TrainState(
-      step=zero(), params=variables["params"], batch_stats={},
-      opt_state=tx.init(variables["params"]), rng=dropout_rng,
-      skipped_steps=zero(), nonfinite_streak=zero(), apply_fn=model.apply,
-      tx=tx)
+  return steps.new_state(model, tx, variables["params"], {}, dropout_rng)
 
 
 def make_train_step(config, schedule):

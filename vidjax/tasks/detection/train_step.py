@@ -41,21 +41,8 @@ def create_state(model, tx, config, rng, max_boxes: int = 1):
   mask = jnp.ones((1, max_boxes), bool)
   variables = jax.jit(lambda r: model.init({"params": r, "dropout": r}, x,
                                            boxes, mask))(init_rng)
-  zero = lambda: jnp.zeros((), jnp.int32)  # noqa: E731 (distinct buffers:
-  # the train step donates the state)
-  return steps.TrainState(
-      step=zero(), params=variables["params"],
-      batch_stats=variables.get("batch_stats", {}),
-      opt_state=tx.init(variables["params"]), rng=dropout_rng,
-      skipped_steps=zero(), nonfinite_streak=zero(), apply_fn=model.apply,
-      tx=tx)
-
-
-def _variables(state, params):
-  v = {"params": params}
-  if state.batch_stats:
-    v["batch_stats"] = state.batch_stats
-  return v
+  return steps.new_state(model, tx, variables["params"],
+                         variables.get("batch_stats", {}), dropout_rng)
 
 
 def make_detection_train_step(config, schedule):
@@ -69,7 +56,7 @@ def make_detection_train_step(config, schedule):
 
     def loss_fn(params):
       logits, updates = state.apply_fn(
-          _variables(state, params), x, batch["boxes"], mask, train=True,
+          steps.variables_of(state, params), x, batch["boxes"], mask, train=True,
           rngs={"dropout": rng}, mutable=["batch_stats"])
       loss = detection_loss(logits, batch["labels"], mask)
       return loss, (logits, updates.get("batch_stats", state.batch_stats))
@@ -96,7 +83,7 @@ def make_detection_eval_step(config):
 
   def eval_step(state: steps.TrainState, batch: dict) -> jax.Array:
     x = steps.normalize(batch["video"], mean, std)
-    logits = state.apply_fn(_variables(state, state.params), x,
+    logits = state.apply_fn(steps.variables_of(state, state.params), x,
                             batch["boxes"], batch["box_mask"], train=False)
     probs = jax.nn.sigmoid(logits.astype(jnp.float32))
     return jnp.where(batch["box_mask"][..., None], probs, 0.0)

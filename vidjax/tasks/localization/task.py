@@ -42,7 +42,7 @@ import jax
 import numpy as np
 
 from vidjax.errors import VidjaxError
-from vidjax.tasks import base
+from vidjax.tasks import base, sub_run
 from vidjax.tasks.localization import data as data_lib
 from vidjax.tasks.localization import targets, train_step
 
@@ -71,25 +71,9 @@ def class_names(config) -> list:
 
 def check_backbone(config):
   """config.dataset.backbone_run / config.backbone, before anything runs."""
-  run = config.dataset.get("backbone_run", "")
-  if run:
-    if not os.path.isdir(os.path.join(os.path.expanduser(run),
-                                      "checkpoints")):
-      raise VidjaxError(f"config.dataset.backbone_run={run}: not a vidjax "
-                        "run folder (no checkpoints/)")
-    return
-  from vidjax import experiment  # noqa: PLC0415
-  b = config.get("backbone")
-  if b is None:
-    raise VidjaxError("config.backbone is missing (or set "
-                      "config.dataset.backbone_run)")
-  if int(b.steps) < 1:
-    raise VidjaxError(f"config.backbone.steps must be >= 1, got {b.steps}")
-  try:
-    experiment.build_config(b.config, b.dataset, int(b.steps),
-                            tiny=bool(b.get("tiny", False)))
-  except VidjaxError as e:
-    raise VidjaxError(f"config.backbone.config={b.config!r}: {e}") from None
+  sub_run.check(config.dataset.get("backbone_run", ""),
+                "config.dataset.backbone_run", config.get("backbone"),
+                "backbone")
 
 
 def preflight(config, mesh):
@@ -154,23 +138,9 @@ def preflight(config, mesh):
 def backbone_run(config, workdir: str, log=print) -> str:
   """The backbone's run folder: config.dataset.backbone_run, or
   config.backbone trained (or resumed) in WORKDIR/backbone."""
-  run = config.dataset.get("backbone_run", "")
-  if run:
-    return os.path.expanduser(run)
-  from vidjax import experiment, train  # noqa: PLC0415
-  b = config.backbone
-  work = os.path.join(workdir, BACKBONE_DIR)
-  bconfig = experiment.build_config(b.config, b.dataset, int(b.steps),
-                                    tiny=bool(b.get("tiny", False)))
-  for key in ("data_dir", "train_per_class", "test_per_class"):
-    if b.get(key) not in (None, "", -1):
-      bconfig.dataset[key] = b[key]
-  done = os.path.join(work, "checkpoints", str(int(b.steps)))
-  if not os.path.isdir(done):
-    log(f"backbone: training {b.config} on synthetic_motion/{b.dataset} for "
-        f"{b.steps} steps in {work}")
-    train.train_and_evaluate(bconfig, work)
-  return work
+  return sub_run.ensure(config.dataset.get("backbone_run", ""),
+                        config.get("backbone"),
+                        os.path.join(workdir, BACKBONE_DIR), "backbone", log)
 
 
 LABEL_PERMUTATIONS = ("none", "shuffle", "derangement")

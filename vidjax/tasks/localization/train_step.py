@@ -76,12 +76,7 @@ def create_state(model, tx, config, rng, input_dim: int, max_len: int):
   stats = ({"loss_normalizer": jnp.asarray(
       float(_loss(config, "normalizer_init", 100.0)), jnp.float32)}
            if momentum > 0 else {})
-  zero = lambda: jnp.zeros((), jnp.int32)  # noqa: E731 (distinct buffers:
-  # the train step donates the state)
-  return steps.TrainState(
-      step=zero(), params=params, batch_stats=stats,
-      opt_state=tx.init(params), rng=dropout_rng, skipped_steps=zero(),
-      nonfinite_streak=zero(), apply_fn=model.apply, tx=tx)
+  return steps.new_state(model, tx, params, stats, dropout_rng)
 
 
 def batch_targets(config, batch, num_classes: int) -> dict:

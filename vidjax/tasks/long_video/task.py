@@ -41,7 +41,7 @@ import numpy as np
 import optax
 
 from vidjax.errors import VidjaxError
-from vidjax.tasks import base
+from vidjax.tasks import base, sub_run
 from vidjax.tasks.long_video import evaluate as ev
 from vidjax.tasks.long_video import saliency, samplers
 
@@ -57,25 +57,8 @@ def class_names(config) -> list:
 
 def check_classifier(config):
   """config.classifier_run / config.classifier, before anything runs."""
-  run = config.get("classifier_run", "")
-  if run:
-    if not os.path.isdir(os.path.join(os.path.expanduser(run),
-                                      "checkpoints")):
-      raise VidjaxError(f"config.classifier_run={run}: not a vidjax run "
-                        "folder (no checkpoints/)")
-    return
-  from vidjax import experiment  # noqa: PLC0415
-  c = config.get("classifier")
-  if c is None:
-    raise VidjaxError("config.classifier is missing (or set "
-                      "config.classifier_run)")
-  if int(c.steps) < 1:
-    raise VidjaxError(f"config.classifier.steps must be >= 1, got {c.steps}")
-  try:
-    experiment.build_config(c.config, c.dataset, int(c.steps),
-                            tiny=bool(c.get("tiny", False)))
-  except VidjaxError as e:
-    raise VidjaxError(f"config.classifier.config={c.config!r}: {e}") from None
+  sub_run.check(config.get("classifier_run", ""), "config.classifier_run",
+                config.get("classifier"), "classifier")
 
 
 def preflight(config, mesh):
@@ -122,22 +105,10 @@ def preflight(config, mesh):
 def classifier_run(config, workdir: str, log=print) -> str:
   """config.classifier_run, or config.classifier trained (or resumed) in
   WORKDIR/classifier."""
-  run = config.get("classifier_run", "")
-  if run:
-    return os.path.expanduser(run)
-  from vidjax import experiment, train  # noqa: PLC0415
-  c = config.classifier
-  work = os.path.join(workdir, CLASSIFIER_DIR)
-  cconfig = experiment.build_config(c.config, c.dataset, int(c.steps),
-                                    tiny=bool(c.get("tiny", False)))
-  for key in ("data_dir", "train_per_class", "test_per_class"):
-    if c.get(key) not in (None, "", -1):
-      cconfig.dataset[key] = c[key]
-  if not os.path.isdir(os.path.join(work, "checkpoints", str(int(c.steps)))):
-    log(f"classifier: training {c.config} on synthetic_motion/{c.dataset} "
-        f"for {c.steps} steps in {work}")
-    train.train_and_evaluate(cconfig, work)
-  return work
+  return sub_run.ensure(config.get("classifier_run", ""),
+                        config.get("classifier"),
+                        os.path.join(workdir, CLASSIFIER_DIR), "classifier",
+                        log)
 
 
 class LongVideo(base.Task):
@@ -200,11 +171,7 @@ class LongVideo(base.Task):
     init_rng, dropout_rng = jax.random.split(rng)
     params = model.init({"params": init_rng}, jnp.zeros(
         (1, self.input_dim), jnp.float32))["params"]
-    zero = lambda: jnp.zeros((), jnp.int32)  # noqa: E731 (distinct buffers)
-    return steps.TrainState(
-        step=zero(), params=params, batch_stats={}, opt_state=tx.init(params),
-        rng=dropout_rng, skipped_steps=zero(), nonfinite_streak=zero(),
-        apply_fn=model.apply, tx=tx)
+    return steps.new_state(model, tx, params, {}, dropout_rng)
 
   def make_train_step(self, config, schedule):
     from vidjax import steps  # noqa: PLC0415

@@ -56,20 +56,8 @@ def create_state(model, tx, config, rng, num_samples: int, video_shape,
   init_rng, dropout_rng = jax.random.split(rng)
   args = init_inputs(model, num_samples, video_shape, num_sources)
   variables = jax.jit(lambda r: model.init({"params": r}, *args))(init_rng)
-  zero = lambda: jnp.zeros((), jnp.int32)  # noqa: E731 (distinct buffers)
-  return steps.TrainState(
-      step=zero(), params=variables["params"],
-      batch_stats=variables.get("batch_stats", {}),
-      opt_state=tx.init(variables["params"]), rng=dropout_rng,
-      skipped_steps=zero(), nonfinite_streak=zero(), apply_fn=model.apply,
-      tx=tx)
-
-
-def _variables(state, params):
-  v = {"params": params}
-  if state.batch_stats:
-    v["batch_stats"] = state.batch_stats
-  return v
+  return steps.new_state(model, tx, variables["params"],
+                         variables.get("batch_stats", {}), dropout_rng)
 
 
 def mask_loss(logits, target, weight, kind: str = "bce"):
@@ -96,7 +84,7 @@ def make_train_step(config, schedule):
 
     def loss_fn(params):
       logits, updates = state.apply_fn(
-          _variables(state, params), x, video, batch["boxes"], train=True,
+          steps.variables_of(state, params), x, video, batch["boxes"], train=True,
           mutable=["batch_stats"])
       loss = mask_loss(logits, target, weight, kind)
       return loss, (logits, updates.get("batch_stats", state.batch_stats))
@@ -123,7 +111,7 @@ def make_eval_step(config):
 
   def eval_step(state: steps.TrainState, batch: dict) -> jax.Array:
     video = steps.normalize(batch["video"], mean, std)
-    return sep.separate(model, _variables(state, state.params),
+    return sep.separate(model, steps.variables_of(state, state.params),
                         batch["mixture"], video, batch["boxes"])
 
   return eval_step
