@@ -48,6 +48,7 @@ def get_config(arg: str = ""):
     config.num_train_epochs = 5.0
     o = config.optimizer
     o.name, o.learning_rate, o.weight_decay = "adamw", 1e-5, 0.0
+    m.dtype = "bfloat16"  # compute; params and optimizer state float32
     return config
   mbt.synthetic_data(config, "fusion")
   config.objective = "voice"

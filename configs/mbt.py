@@ -107,6 +107,7 @@ def get_config(arg: str = ""):
     config.optimizer.momentum = 0.9
     config.optimizer.grad_clip_norm = 1.0
     config.optimizer.warmup_epochs = 2.5
+    m.dtype = "bfloat16"  # compute; params and optimizer state float32
     return config
   synthetic_data(config, "fusion")
   m.hidden_size, m.num_heads, m.mlp_dim, m.num_layers = 64, 4, 128, 4

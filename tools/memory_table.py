@@ -74,8 +74,10 @@ def paper_variants():
   """(name, config) of every paper variant (tools.model_table's listing)."""
   from tools.model_table import config_rows  # noqa: PLC0415
   for name, config in config_rows():
-    if config.get("task") in ("detection", "localization"):
-      continue  # not clip classifiers (no classification step to size)
+    if config.get("task", "classification") not in ("classification",
+                                                    "videomae_pretrain"):
+      continue  # not clip models (detection, localization, audio-visual,
+      # separation, long video): no clip step to size
     if ":" in name and config.dataset.name != "synthetic_motion":
       yield name, config
 
