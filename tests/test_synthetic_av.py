@@ -234,8 +234,8 @@ def test_a_sync_shift_moves_the_onsets_off_the_flashes():
     right = []
     for i in range(40):
       v, m, _, p = ar.render(seed, "test", i, kind=kind)
-      shift = av_loader.draw_shift(np.random.default_rng([3, 4, i]), len(m),
-                                   spec)
+      shift = av_loader.draw_shift(np.random.default_rng([3, 4, i]),
+                                   (len(m), T, 2, T - 2))
       k = 3 * sum(o["sounding"] for o in p["objects"])
       flashes = _half(v, 0)[0] | _half(v, 1)[0]
       for mix, aligned in ((m, True), (np.roll(m, shift), False)):
@@ -312,6 +312,57 @@ def test_loader_batches_sync_shifts_and_process_slices(tmp_path):
   assert aligned.tolist() == [1, 0] * 5
   assert [int(x) for x in ev.batch(1)["shift"]] == [
       int(x) for x in rows[1]["shift"]]
+
+
+def _circular_onsets(stem):
+  """Sorted start samples of a rolled stem's nonzero runs, the clip read as
+  a circle (>= 1000 zeros before each, counting across the seam)."""
+  nz = np.flatnonzero(stem)
+  if not len(nz):
+    return np.zeros(0, int)
+  gaps = np.diff(np.concatenate([[nz[-1] - len(stem)], nz]))
+  return nz[gaps > 1000]
+
+
+def test_sync_shifts_are_whole_frames_so_onsets_stay_on_the_frame_grid(
+    tmp_path):
+  """The leak of #22: shifts of whole samples moved a shifted track's onsets
+  off the 0.125 s frame grid every aligned onset sits on, so audio alone
+  told aligned from shifted. Shifts are whole frames (>= 2 at 0.25 s, all
+  of 2..T-2 drawn), and each shifted stem's onsets sit at the same phase
+  of the grid as the aligned stem's (stored onsets: exactly on it)."""
+  import types
+  from vidjax.data import av_loader
+  data = av_loader.load(_cfg(tmp_path))
+  spec = av_loader.AVSpec.from_config(_cfg(tmp_path, sync=True))
+  assert av_loader.shift_frames(data.train, spec) == (32000, T, 2, T - 2)
+  loader = av_loader.TrainLoader(data.train, spec, seed=3, global_batch=16)
+  ev = av_loader.EvalLoader(data.test, spec, batch_size=4, seed=3)
+  batches = [(data.train, loader.batch(s)) for s in range(12)]
+  batches += [(data.test, b) for b in ev.iterate()]
+  ks, checked = set(), 0
+  for split, b in batches:
+    for r in np.flatnonzero(b["aligned"] == 0):
+      s, i = int(b["shift"][r]), int(b["index"][r])
+      assert s % PER_FRAME == 0 and 2 <= s // PER_FRAME <= T - 2, s
+      ks.add(s // PER_FRAME)
+      moved = (split["onset_samples"][i] + s) % 32000
+      assert np.all(moved % PER_FRAME == 0), (s, moved)
+      for k in range(2):     # circular runs: a burst may wrap the seam
+        got = _circular_onsets(b["stems"][r][k])
+        ref = _audio_onsets(split["stems"][i][k])
+        np.testing.assert_array_equal(np.sort(got % PER_FRAME),
+                                      np.sort(ref % PER_FRAME))
+        np.testing.assert_array_equal(got, np.sort((ref + s) % 32000))
+        checked += len(got)
+  assert checked >= 100 and ks == set(range(2, T - 1)), (checked, ks)
+  odd = types.SimpleNamespace(num_samples=40000, num_frames=10)  # 4 fps
+  assert av_loader.shift_frames(odd, av_loader.AVSpec(min_shift=0.3)) == (
+      40000, 10, 2, 8)                      # 0.3 s -> 1.2 frames -> 2
+  with pytest.raises(VidjaxError, match="config.dataset.sync_min_shift"):
+    av_loader.shift_frames(types.SimpleNamespace(num_samples=32000,
+                                                 num_frames=5),
+                           av_loader.AVSpec(min_shift=1.0))
 
 
 def test_log_mel_features_and_bad_settings(tmp_path):

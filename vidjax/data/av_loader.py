@@ -29,13 +29,19 @@ Batch (B rows):
 
 Synchronisation pairs (Owens & Efros, ECCV 2018: "are these frames and this
 audio aligned?"): with `sync=True` each training row is shifted with
-probability 1/2 by a circular shift `np.roll(audio, s)` with s uniform in
-[min_shift, duration - min_shift] seconds (in samples), so every onset moves
+probability 1/2 by a circular shift `np.roll(audio, s)` of a whole number
+k of video frames, s = k x num_samples / num_frames samples (k x
+sample_rate / fps: 2000 at 16 kHz and 8 fps; rounded to the nearest sample
+only where a frame is not a whole number of samples), k uniform over
+[ceil(min_shift x fps), T - ceil(min_shift x fps)] so every onset moves
 >= min_shift (default 0.25 s = 2 frames) in either direction; rows, choices
 and shifts are drawn from (seed, step, row). Evaluation with sync takes every
-test example twice, aligned then shifted (s drawn from (seed, index)):
-exactly balanced, chance 0.5. The synthetic clips have no sound within the
-first and last 2 frames' edges of an event (onsets in frames 1..T-3,
+test example twice, aligned then shifted (k drawn from (seed, index)):
+exactly balanced, chance 0.5. Whole frames, not whole samples: synthetic_av
+puts every onset on a frame start (av_render), so a shift off the frame grid
+would let the audio alone tell a shifted track (its onsets off the grid),
+with no need to look at the video. The synthetic clips have no sound within
+the first and last 2 frames' edges of an event (onsets in frames 1..T-3,
 bursts <= 150 ms), so the roll's seam cuts no event.
 
 Config (config.dataset): name "synthetic_av", config (fusion | separation |
@@ -79,6 +85,10 @@ class AVSplit:
   def num_samples(self) -> int:
     return int(self.arrays["audio"].shape[1])
 
+  @property
+  def num_frames(self) -> int:
+    return int(self.arrays["video"].shape[1])
+
   def take(self, idx) -> dict:
     return {k: v[idx] for k, v in self.arrays.items()}
 
@@ -97,8 +107,11 @@ class SourceSplit:
 
   def __init__(self, source):
     self.source = source
-    self.num_samples = (int(np.asarray(source[0]["audio"]).shape[0])
-                        if len(source) else 0)
+    first = source[0] if len(source) else None
+    self.num_samples = (int(np.asarray(first["audio"]).shape[0])
+                        if first is not None else 0)
+    self.num_frames = (int(np.asarray(first["video"]).shape[0])
+                       if first is not None else 0)
 
   def __len__(self) -> int:
     return len(self.source)
@@ -167,11 +180,26 @@ class AVSpec:
                       np.float32)
 
 
-def draw_shift(rng: np.random.Generator, num_samples: int,
-               spec: AVSpec) -> int:
-  """A circular shift in [min_shift, duration - min_shift] s, in samples."""
+def shift_frames(split, spec: AVSpec) -> tuple:
+  """(num_samples, num_frames, k_lo, k_hi): the split's clip length in
+  samples and video frames and the allowed sync shifts in whole frames,
+  k in [k_lo, k_hi], k_lo = ceil(min_shift x sample_rate / frame samples)."""
+  n, t = int(split.num_samples), int(split.num_frames)
   lo = int(round(spec.min_shift * spec.sample_rate))
-  return int(rng.integers(lo, num_samples - lo + 1))
+  k_lo = max(1, -(-lo * t // n))
+  if k_lo > t - k_lo:
+    raise VidjaxError(f"config.dataset.sync_min_shift={spec.min_shift}: "
+                      f"{k_lo} of the clip's {t} frames leaves no shift of "
+                      "whole frames that moves the audio that far both ways")
+  return n, t, k_lo, t - k_lo
+
+
+def draw_shift(rng: np.random.Generator, frames: tuple) -> int:
+  """A circular shift of k whole video frames (`frames` from `shift_frames`,
+  k uniform in [k_lo, k_hi]), in samples: k x num_samples / num_frames."""
+  n, t, k_lo, k_hi = frames
+  k = int(rng.integers(k_lo, k_hi + 1))
+  return int(round(k * n / t))
 
 
 def make_batch(split, indices, spec: AVSpec, shifts=None) -> dict:
@@ -222,6 +250,7 @@ class TrainLoader:
     self.global_batch = int(global_batch)
     local = self.global_batch // process_count
     self.rows = range(process_index * local, (process_index + 1) * local)
+    self.frames = shift_frames(split, spec) if spec.sync else None
 
   def indices(self, step: int) -> np.ndarray:
     n, b = len(self.split), self.global_batch
@@ -235,11 +264,10 @@ class TrainLoader:
     """[global B] samples (0: aligned) for sync, else zeros."""
     out = np.zeros(self.global_batch, np.int64)
     if self.spec.sync:
-      n = self.split.num_samples
       for r in range(self.global_batch):
         rng = np.random.default_rng([self.seed, 3, int(step), r])
         if rng.uniform() < 0.5:
-          out[r] = draw_shift(rng, n, self.spec)
+          out[r] = draw_shift(rng, self.frames)
     return out
 
   def batch(self, step: int) -> dict:
@@ -266,10 +294,11 @@ class EvalLoader:
     self.batch_size, self.seed = int(batch_size), int(seed)
     n = len(split)
     if spec.sync:
+      frames = shift_frames(split, spec)
       self.rows = np.repeat(np.arange(n), 2)
       self.row_shifts = np.array(
           [0 if k % 2 == 0 else draw_shift(np.random.default_rng(
-              [self.seed, 4, int(i)]), split.num_samples, spec)
+              [self.seed, 4, int(i)]), frames)
            for k, i in enumerate(self.rows)], np.int64)
     else:
       self.rows, self.row_shifts = np.arange(n), np.zeros(n, np.int64)
