@@ -15,9 +15,12 @@ entries of tools.model_table: parameters and multiply-adds):
   50x224x224 (A2), the release's input sizes;
 * `:a0_base`: A0 with centred temporal padding and clip averages (the
   paper's base model).
-Counts (600 classes, `vidjax.costs.kernel_gmacs`): A0 3.11M parameters, 2.63
+Counts (600 classes, `vidjax.costs.kernel_gmacs`): A0 3.11M parameters, 2.65
 G multiply-adds (published 3.1M / 2.7 "GFLOPs": they are multiply-adds);
-A1 4.69M, 5.87 G (published 6.0); A2 5.25M, 11.56 G (published 10; see
+A1 4.69M, 5.91 G (published 4.6M / 6.0); A2 5.25M, 11.61 G at the README's
+50x224x224 (published 4.8M / 10: those figures do not describe the released
+A2, whose block specs vidjax's equal and whose 20 MB checkpoint matches
+5.25M parameters; vidjax/models/movinet.py docstring,
 benchmarks/published_figures.json). The stream checkpoints of the release's
 2021-07 update use (2+1)D convs and "2plus3d" SE with hard-swish:
 `--config.model.conv_type=2plus1d --config.model.se_type=2plus3d

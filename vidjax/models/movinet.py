@@ -29,9 +29,21 @@ swish / sigmoid, causal=False.
 
 Counts at the release's Kinetics-600 inputs (600 classes; multiply-adds as
 `vidjax.costs.kernel_gmacs` counts them, depthwise convs in their "conv"
-form): A0 3.11M params, 2.63 G (published 3.1M, 2.7 "GFLOPs"); A1 4.69M,
-5.87 G (4.6M, 6.0); A2 5.25M, 11.56 G at 50x224^2 (4.8M, 10: an open gap);
-configs/movinet.py, tests/test_movinet.py.
+form): A0 3.11M params, 2.65 G (published 3.1M, 2.7 "GFLOPs"); A1 4.69M,
+5.91 G (4.6M, 6.0); A2 5.25M, 11.61 G at 50x224^2 (4.8M from the paper as
+quoted, not re-read; 10 "GFLOPs" in the release README's base and stream
+tables, both at this 50x224x224 input). The A2 gap is the published
+figure's, not a spec error: `SPECS["a2"]` (stem, every block's width,
+expansion, kernel, stride, head 640, SE = expansion/4 rounded to 8, skips)
+equals tensorflow/models official/projects/movinet/modeling/movinet.py
+BLOCK_SPECS['a2'] and the port that loads the released A2 weights
+(Atze00/MoViNet-pytorch movinets/config.py, MoViNetA2), and the float32
+variables (params + BN statistics) come to 20.1 MiB, the README's A2
+"checkpoint (20 MB)" (A0 11.9 / "12 MB", A1 18.0 / "18 MB"; 4.8M
+parameters would be ~18.4). The release also departs from the paper's
+architecture tables elsewhere (A0's block-2 width: Atze00/MoViNet-pytorch
+#14), so the paper's A2 row is taken to describe a smaller network than the
+released one. See configs/movinet.py, tests/test_movinet.py.
 """
 from typing import Optional, Tuple
 
