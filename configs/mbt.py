@@ -10,10 +10,13 @@ flash / sound-onset timing tells which), a small model for a 2-core CPU:
 video 16 x 32^2 in 2x16x16 tubelets (8 x 2 x 2 tokens: one per quadrant
 and 0.25 s), audio 2 s -> 201 x 64 log-mel (10 ms hop) in 25x16 patches
 (8 x 4 tokens: one per 0.25 s, the tubelets' time span), 2000 steps of 32.
-Measured (benchmarks/RESULTS.md, #22 D): `:sync` 0.98-0.99 test accuracy
-from step 1000 -- but as much with the bottlenecks zeroed (no exchange
-between the streams): the loader's shifts are whole samples, so a shifted
-track's onsets leave the 0.125 s frame grid and each stream alone can tell;
+Measured (benchmarks/RESULTS.md, #22 D): with shifts of whole samples,
+`:sync` reached 0.98-0.99 but as much with the bottlenecks zeroed (a
+shifted track's onsets left the 0.125 s frame grid: audio alone told).
+Shifts are now whole frames (av_loader): `:sync` 0.72 at step 2000,
+bottlenecks zeroed 0.72, `fusion=audio_only` 0.74 -- audio alone still
+tells (aligned clips never sound in frames 0, 14, 15; a circular shift
+often puts an onset there: that rule alone scores 0.79), sync bar not met;
 the fusion bar is not met (the models memorise the 2048 training clips,
 test top-1 stays near chance). Variants (everything else equal):
 

@@ -40,9 +40,11 @@ test example twice, aligned then shifted (k drawn from (seed, index)):
 exactly balanced, chance 0.5. Whole frames, not whole samples: synthetic_av
 puts every onset on a frame start (av_render), so a shift off the frame grid
 would let the audio alone tell a shifted track (its onsets off the grid),
-with no need to look at the video. The synthetic clips have no sound within
-the first and last 2 frames' edges of an event (onsets in frames 1..T-3,
-bursts <= 150 ms), so the roll's seam cuts no event.
+with no need to look at the video. Known remaining audio-only cue (#22):
+aligned synthetic clips have onsets only in frames 1..T-3 (bursts <= 150 ms,
+so frames 0, T-2 and T-1 start no event), while a circular shift puts an
+onset in frame 0, T-2 or T-1 in 57% of shifted test pairs (a burst moved to
+frame T-1 may wrap past the seam into frame 0).
 
 Config (config.dataset): name "synthetic_av", config (fusion | separation |
 factorised), data_dir, any SyntheticAvConfig field as an override
