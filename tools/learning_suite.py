@@ -91,11 +91,7 @@ def _rows():
           "vivit_factorized_self_attention", m, 1200),
       Row("vivit_factorized_dot_product", "vivit_factorized_dot_product", m,
           1200),
-      # Width 32, 2 heads (the config's small default is 16, 1 head): at
-      # width 16 MViTv2 learns `appearance` too slowly for the 600-step
-      # budget (33.0% vs the single frame's 59.4%; width 32: 65.0%).
-      Row("mvitv2", "mvitv2", m, 1200, (("model.embed_dim", 32),
-                                        ("model.num_heads", 2))),
+      Row("mvitv2", "mvitv2", m, 1200),
       Row("videomae_encoder", "videomae_finetune", m, 1200),
       Row("x3d", "x3d", m, 900),
   ]
