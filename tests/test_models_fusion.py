@@ -144,6 +144,41 @@ def test_early_fusion_first_layer_sees_every_frame():
   assert _frames_seen(lambda x: stem(x)[0, 2, 2], x) == [list(range(5))] * 4
 
 
+def test_early_fusion_center_stem_starts_as_a_single_frame_model():
+  """stem_init="center" (the small config's, issue #17): at init the
+  logits read the centre frame only, as the single-frame model does (a
+  random stem sums a moving object's displaced copies into a smear); every
+  frame's stem weights still get gradients, so motion can be learned."""
+  model = EarlyFusion(num_classes=3, widths=(4, 8), stem_init="center")
+  x = _clip((2, 5, 8, 8, 3))
+  variables = model.init(jax.random.key(1), x)
+  kernel = np.asarray(variables["params"]["backbone"]["stem_conv"]["kernel"])
+  per_frame = np.abs(kernel).reshape(3, 3, 5, 3, 4).sum(axis=(0, 1, 3, 4))
+  assert [t for t in range(5) if per_frame[t] > 0] == [2]
+  logits = lambda x: model.apply(variables, x)
+  assert _frames_seen(lambda x: logits(x)[0], x) == [[2]] * 3
+  other = x.at[:, jnp.array([0, 1, 3, 4])].set(_clip((2, 4, 8, 8, 3), 7))
+  np.testing.assert_allclose(logits(other), logits(x), atol=1e-6, rtol=0)
+
+  def loss(params):
+    out, _ = model.apply({**variables, "params": params}, x, train=True,
+                         mutable=["batch_stats"])
+    return optax.softmax_cross_entropy_with_integer_labels(
+        out, jnp.array([0, 1])).mean()
+  grad = np.asarray(jax.grad(loss)(variables["params"])
+                    ["backbone"]["stem_conv"]["kernel"])
+  grad_per_frame = np.abs(grad).reshape(3, 3, 5, 3, 4).sum(axis=(0, 1, 3, 4))
+  assert (grad_per_frame > 0).all()
+  with pytest.raises(VidjaxError, match="config.model.stem_init"):
+    EarlyFusion(num_classes=3, widths=(4,), stem_init="centre").init(
+        jax.random.key(0), x)
+
+
+def test_early_fusion_small_config_uses_the_center_stem():
+  from configs import early_fusion as early_fusion_config
+  assert early_fusion_config.get_config().model.stem_init == "center"
+
+
 def test_stack_frames_on_channels_order():
   x = np.arange(2 * 3 * 2 * 2 * 4).reshape(2, 3, 2, 2, 4)
   y = np.asarray(stack_frames_on_channels(jnp.asarray(x)))

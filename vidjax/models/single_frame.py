@@ -17,7 +17,7 @@ the caller, so this model's parameter names stay flat), `FrameResNet` (the
 same as a submodule) and `per_frame` (fold time into the batch). The fusion,
 two-stream and recurrent models build on them.
 """
-from typing import Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -54,18 +54,21 @@ class BasicResidualBlock(nn.Module):
 
 def resnet2d_features(frames, *, widths: Sequence[int], blocks_per_stage: int,
                       stem_stride: int, train: bool, dtype=jnp.float32,
-                      stem_kernel: int = 3, stem_pool: bool = False):
+                      stem_kernel: int = 3, stem_pool: bool = False,
+                      stem_init=None):
   """Per-image 2D ResNet: (N, H, W, C) -> feature map (N, h, w, widths[-1]).
 
   Creates its layers (`stem_conv`, `stem_bn`, `stage{s}_block{b}`) in the
   calling compact module. Stem: a stem_kernel^2 conv (stride stem_stride) ->
   BN -> ReLU, then (stem_pool) a 3x3 stride-2 max pool, as ResNet-18's 7x7
-  stem does; the later stages each start with a stride-2 block.
+  stem does; the later stages each start with a stride-2 block. `stem_init`:
+  the stem kernel's initializer (None: Kaiming normal, as every conv).
   """
   y = nn.Conv(widths[0], (stem_kernel, stem_kernel),
               strides=(stem_stride,) * 2, padding="SAME", use_bias=False,
               dtype=dtype, name="stem_conv",
-              kernel_init=nn.initializers.kaiming_normal())(frames.astype(dtype))
+              kernel_init=stem_init or nn.initializers.kaiming_normal())(
+                  frames.astype(dtype))
   y = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=dtype,
                    name="stem_bn")(y)
   y = nn.relu(y)
@@ -88,13 +91,15 @@ class FrameResNet(nn.Module):
   stem_kernel: int = 3
   stem_pool: bool = False
   dtype: jnp.dtype = jnp.float32
+  stem_init: Optional[Callable] = None
 
   @nn.compact
   def __call__(self, frames, *, train: bool):
     return resnet2d_features(
         frames, widths=self.widths, blocks_per_stage=self.blocks_per_stage,
         stem_stride=self.stem_stride, train=train, dtype=self.dtype,
-        stem_kernel=self.stem_kernel, stem_pool=self.stem_pool)
+        stem_kernel=self.stem_kernel, stem_pool=self.stem_pool,
+        stem_init=self.stem_init)
 
 
 def per_frame(backbone, x, *, train: bool):
