@@ -6,7 +6,9 @@ tests/test_detection_init_from.py).
 `configs/ava_slowfast.py:tiny` on a tiny `synthetic_ava` build, on the 8
 forced CPU devices: stopped at step 2 of 4 and resumed, and the same config
 uninterrupted in another workdir (a resumed run must end with the same
-metrics). The outputs of every call are kept for the asserts.
+metrics). The outputs of every call are kept for the asserts. All three
+compile at XLA optimisation level 0 (conftest.fast_compile: 4 steps of a
+tiny model cost their compilation, not their running).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import os
 import types
 
 from configs import ava_slowfast
+from conftest import fast_compile
 
 
 def tiny(data_dir: str):
@@ -28,11 +31,13 @@ def stop_and_resume(root: str):
   from vidjax import train  # noqa: PLC0415
   config = tiny(os.path.join(root, "tfds"))
   work = os.path.join(root, "run")
-  first = train.train_and_evaluate(config, work, stop_after_steps=2)
-  stopped = {p: os.path.isdir(os.path.join(work, "checkpoints", p))
-             for p in ("2", "4")}
-  final = train.train_and_evaluate(config, work)
-  straight = train.train_and_evaluate(config, os.path.join(root, "straight"))
+  with fast_compile():
+    first = train.train_and_evaluate(config, work, stop_after_steps=2)
+    stopped = {p: os.path.isdir(os.path.join(work, "checkpoints", p))
+               for p in ("2", "4")}
+    final = train.train_and_evaluate(config, work)
+    straight = train.train_and_evaluate(config,
+                                        os.path.join(root, "straight"))
   return types.SimpleNamespace(work=work, data_dir=config.dataset.data_dir,
                                config=config, first=first, stopped=stopped,
                                final=final, straight=straight)

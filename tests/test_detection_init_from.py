@@ -22,6 +22,8 @@ from vidjax.steps import TrainState
 from vidjax.tasks.detection import model as det
 from vidjax.tasks.detection import task as det_task
 
+# Compile-bound (inits of tiny models, no training): XLA optimisation level 0.
+pytestmark = pytest.mark.fast_compile
 K400 = [f"kinetics class {i}" for i in range(7)]
 SKIP = {"name", "pooling", "roi_size", "sampling_ratio", "aligned",
         "head_dropout_rate", "res5_spatial_stride", "res5_dilation"}

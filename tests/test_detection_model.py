@@ -17,6 +17,8 @@ from vidjax.tasks.detection import model as det
 from vidjax.tasks.detection import train_step
 from vidjax.tasks.detection.head import AvaHead, detection_loss
 
+# Compile-bound (tiny models, 40 steps at most): XLA optimisation level 0.
+pytestmark = pytest.mark.fast_compile
 K = 5
 TINY_SF = dict(num_classes=K, alpha=4, beta_inv=4, widths=(4, 8, 16, 32),
                blocks_per_stage=(1, 1, 1, 1), stem_width=8, stem_pool=True,
