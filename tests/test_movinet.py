@@ -14,6 +14,8 @@ from vidjax.layers.causal import state_bytes
 from vidjax.models.movinet import (SPECS, MoViNet, init_state, stream_apply,
                                    stream_logits)
 
+# Compile-bound (tiny models, no training): XLA optimisation level 0.
+pytestmark = pytest.mark.fast_compile
 T = 13  # not divisible by 2, 3 or 5
 
 

@@ -32,7 +32,9 @@ main.run()
 """
 PEAK = 1e12  # a given device peak, so that train/mfu is logged on a CPU
 # One xdist worker runs this module: its module fixture runs once (pytest.ini).
-pytestmark = pytest.mark.xdist_group("profile")
+# Both starts compile at XLA optimisation level 0 (conftest.py; the
+# subprocesses inherit it): 4 steps of a tiny model cost their compilation.
+pytestmark = [pytest.mark.xdist_group("profile"), pytest.mark.fast_compile]
 
 
 def _run(workdir, cache, data_dir):

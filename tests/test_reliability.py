@@ -27,7 +27,11 @@ from vidjax.errors import VidjaxError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # One xdist worker runs this module: its module fixture runs once (pytest.ini).
-pytestmark = pytest.mark.xdist_group("reliability")
+# Its runs are a few steps of a tiny model, in this process and in
+# `python -m vidjax.main` subprocesses (which inherit the environment):
+# compile-bound, so all compile at XLA optimisation level 0 (conftest.py).
+pytestmark = [pytest.mark.xdist_group("reliability"),
+              pytest.mark.fast_compile]
 
 
 def reliability_config(data_dir, **overrides):
