@@ -12,6 +12,9 @@ tests/test_localize.py).
   (`dataset.backbone_run`) and feature cache (copied: the same backbone and
   window geometry, so the same timing.json), so it compiles only the
   detector. The two-stage evaluation and tools.localize are tested on it.
+
+Both compile at XLA optimisation level 0 (conftest.fast_compile: a few steps
+of tiny models cost their compilation, not their running).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import shutil
 import types
 
 from configs import actionformer, actionformer_two_stage
+from conftest import fast_compile
 
 TINY_TRAIN_PER_CLASS, TINY_TEST_PER_CLASS = 8, 2  # conftest.tiny_data_dir
 
@@ -40,7 +44,7 @@ def tiny(data_dir, motion_dir, two_stage=False):
 def _train(config, work, **kw):
   from vidjax import train  # noqa: PLC0415
   out = io.StringIO()  # the loop's log (print), kept for the asserts
-  with contextlib.redirect_stdout(out):
+  with contextlib.redirect_stdout(out), fast_compile():
     result = train.train_and_evaluate(config, work, **kw)
   return result, out.getvalue()
 
