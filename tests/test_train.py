@@ -11,6 +11,10 @@ from conftest import tiny_config
 from vidjax import checkpoint, train
 from vidjax.errors import VidjaxError
 
+# Runs of 2-6 steps of a tiny model: compile-bound, so XLA optimisation level
+# 0 (conftest.fast_compile).
+pytestmark = pytest.mark.fast_compile
+
 
 def read_metrics(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
