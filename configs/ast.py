@@ -17,7 +17,15 @@ multi-label, mAP): the Kaldi fbank AST uses (vidjax.audio.frontend preset
 D 768), inputs normalised with AST's AudioSet statistics ((x + 4.27) /
 (2 x 4.57)); Adam lr 1e-5 (ImageNet-initialised in the paper), batch 12,
 5 epochs. One CLS token (the paper's DeiT initialisation adds a
-distillation token).
+distillation token). On the user's AudioSet files (the build stores 10.255
+s of 16 kHz audio a clip, and 8^2 frames once a second, which AST ignores;
+clips without audio are counted in the build report and kept silent):
+  python -m vidjax.main --config=configs/ast.py:audioset \
+    --config.dataset.manual_dir=/data/audioset \
+    --config.dataset.csv=balanced_train_segments.csv \
+    --config.dataset.test_csv=eval_segments.csv \
+    --config.dataset.class_labels=class_labels_indices.csv \
+    --config.dataset.data_dir=/data/tfds --workdir=/runs/ast_audioset
 """
 from configs import default
 from configs import mbt
@@ -38,8 +46,9 @@ def get_config(arg: str = ""):
     from vidjax.audio import frontend  # noqa: PLC0415
     fbank = frontend.preset("ast_kaldi").to_dict()
     samples = 400 + 1023 * 160   # 1024 kaldi frames
-    mbt.audio_visual_data(config, "audioset", samples / 16000, 1, 224,
+    mbt.audio_visual_data(config, "audioset", samples / 16000, 1, 8,
                           fbank, (-4.2677393, 2 * 4.5689974))
+    mbt.user_clips(config, 1.0, 8)  # audio only: a token 8^2 frame a second
     config.dataset.multilabel = True
     m.hidden_size, m.num_heads, m.mlp_dim, m.num_layers = 768, 12, 3072, 12
     m.audio_patch_size, m.audio_patch_stride = (16, 16), (10, 10)

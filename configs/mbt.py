@@ -26,12 +26,26 @@ test top-1 stays near chance). Variants (everything else equal):
   replaced by white noise of the same RMS (chance is 0.5);
 * `:tiny`: the default at test size (64 + 32 examples, a few steps);
 * `:audioset`, `:vggsound`: the paper's MBT-B (ViT-B streams, fusion layer
-  8, 4 bottlenecks, RGB 32 frames at stride 2 in 2x16x16 tubelets of
-  224^2, 8 s of 128-bin log-mel at 100 frames/s in 16x16 patches; scenic's
+  8, 4 bottlenecks, RGB frames in 2x16x16 tubelets of 224^2, 8 s of
+  128-bin log-mel at 100 frames/s in 16x16 patches; scenic's
   balanced_audioset_base.py: SGD momentum lr 0.5, cosine, label smoothing
   0.3, stochastic depth 0.3, 50 epochs, batch 64, gap classifier), on the
-  user's AudioSet (527 classes, multi-label, mAP) / VGGSound (309 classes,
-  top-1) files.
+  user's AudioSet (527 classes, multi-label: sigmoid loss, eval/map) /
+  VGGSound (309 classes, top-1) files. Frames: 32 at 4 fps over the
+  audio's 8 s, stored at 224^2 (the paper: 32 at stride 2 of 25 fps, 2.56
+  s; fps=12.5, frame_stride=2 samples so, storing 100 frames a clip). The
+  build (once, under data_dir) names missing, corrupt and silent clips in
+  its report. Run on the downloaded files (layouts: vidjax/data/audioset.py):
+    python -m vidjax.main --config=configs/mbt.py:audioset \
+      --config.dataset.manual_dir=/data/audioset \
+      --config.dataset.csv=balanced_train_segments.csv \
+      --config.dataset.test_csv=eval_segments.csv \
+      --config.dataset.class_labels=class_labels_indices.csv \
+      --config.dataset.data_dir=/data/tfds --workdir=/runs/mbt_audioset
+    python -m vidjax.main --config=configs/mbt.py:vggsound \
+      --config.dataset.manual_dir=/data/vggsound \
+      --config.dataset.csv=vggsound.csv \
+      --config.dataset.data_dir=/data/tfds --workdir=/runs/mbt_vggsound
 """
 from configs import default
 
@@ -70,6 +84,26 @@ def audio_visual_data(config, name: str, seconds: float, frames: int,
   return config
 
 
+def user_clips(config, fps: float, size: int):
+  """AudioSet / VGGSound over the user's files (vidjax/data/audioset.py;
+  configs/ast.py uses it too): the build stores clip_seconds (the audio's
+  seconds) of frames at `fps`, short side `size`, and the audio at
+  config.dataset.sample_rate."""
+  d = config.dataset
+  d.manual_dir = ""     # the clips folder (searched recursively)
+  d.csv = ""            # AudioSet: balanced_train_segments.csv (default) or
+  #                       unbalanced_train_segments.csv; VGGSound: vggsound.csv
+  d.test_csv = ""       # AudioSet: eval_segments.csv
+  d.class_labels = ""   # AudioSet: class_labels_indices.csv
+  #                       (as given, or relative to manual_dir; "": default)
+  d.untrimmed = False   # <YTID>.mp4 files hold the whole video: cut [start, end)
+  d.clip_seconds = d.audio_samples / d.sample_rate
+  d.fps, d.resize_short = float(fps), int(size)
+  d.audio.sample_rate = d.sample_rate
+  d.audio.missing = "silence"  # | "refuse": no / bad audio track
+  return config
+
+
 def synthetic_data(config, kind: str = "fusion", train: int = 2048,
                    test: int = 256):
   # (mean, std) of the log-mel over synthetic_av train clips: -35.6, 6.6.
@@ -94,7 +128,7 @@ def get_config(arg: str = ""):
   if arg in ("audioset", "vggsound"):
     audio_visual_data(config, arg, 8.0, 32, 224, MBT_FRONTEND,
                       (1.102, 2.762))  # scenic's spec_mean / spec_stddev
-    config.dataset.frame_stride = 2
+    user_clips(config, 4.0, 224)  # stores the model's 32 x 224^2 frames
     config.dataset.multilabel = arg == "audioset"
     m.hidden_size, m.num_heads, m.mlp_dim, m.num_layers = 768, 12, 3072, 12
     m.fusion_layer, m.num_bottlenecks = 8, 4

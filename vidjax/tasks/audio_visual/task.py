@@ -16,8 +16,17 @@ and data-parallel batches (vidjax/tasks/base.py is the interface).
   end (`config.audio_frontend`, a vidjax.audio.frontend.LogMelConfig) runs
   inside the jitted step and is recorded with the run (config.json, the
   checkpoints' meta, and the final metrics.json).
-* Evaluation: every test example once -> eval/top1 (eval/map, eval/mauc
-  for multi-label data); for bottleneck MBT also eval/top1_zero_bottlenecks
+* Data (`load`): synthetic_av in memory, or the user's AudioSet /
+  VGGSound clips (config.dataset.name "audioset" / "vggsound", manual_dir,
+  csv, test_csv, class_labels, untrimmed, fps, clip_seconds, resize_short,
+  audio.sample_rate: vidjax/data/audioset.py), built once and read per
+  batch; clips missing, corrupt or without audio are counted and named in
+  the build report (printed, and vidjax_report.txt beside the build), not
+  fatal. AudioSet's targets are its multi-hot labels (sigmoid loss).
+* Evaluation: every test example once -> eval/top1 (multi-label data:
+  eval/map, AudioSet's mAP over the classes with a positive, and eval/mauc,
+  the mean ROC AUC over the classes with positives and negatives; both
+  vidjax/audio/metrics.py); for bottleneck MBT also eval/top1_zero_bottlenecks
   (the same parameters with the bottleneck tokens zeroed at every fusion
   layer: no information crosses the modalities). The final evaluation
   writes WORKDIR/eval/test_step<N>/metrics.json and predictions.jsonl.
@@ -27,6 +36,7 @@ localization and detection tasks.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import flax.linen as nn
@@ -45,7 +55,9 @@ NUM_CLASSES = {"audioset": 527, "vggsound": 309}
 
 
 def class_names(config) -> list:
-  """The label names, read without building any data."""
+  """The label names, read without building any data (AudioSet / VGGSound:
+  from config.dataset's CSVs; without a manual_dir, as for
+  tools.model_table, the full datasets' class counts)."""
   objective = config.get("objective", "classification")
   if objective == "sync":
     return list(SYNC_NAMES)
@@ -56,10 +68,28 @@ def class_names(config) -> list:
   if d.name == "synthetic_av":
     from vidjax.data import av_render  # noqa: PLC0415
     return list(av_render.class_names(d.get("config", "fusion")))
-  if d.name in NUM_CLASSES:
+  if d.name in NUM_CLASSES and not d.get("manual_dir", ""):
     return [str(i) for i in range(NUM_CLASSES[d.name])]
+  if d.name in NUM_CLASSES:
+    from vidjax.data import listing  # noqa: PLC0415
+    data_lib.check_user_data(d)
+    root = listing.existing_dir(d.manual_dir, "manual_dir")
+    key, default = data_lib.FILES[d.name][0]
+    path = listing.find_file(d.get(key, "") or default, key, root)
+    return list(_csv_class_names(d.name, path, os.path.getmtime(path)))
   raise VidjaxError(f"config.dataset.name={d.name!r}: audio-visual "
                     "datasets are synthetic_av, audioset and vggsound")
+
+
+@functools.lru_cache(maxsize=4)
+def _csv_class_names(name: str, path: str, mtime: float) -> tuple:
+  """AudioSet's class_labels_indices.csv display names, or VGGSound's
+  sorted labels (vidjax/data/audioset.py), read once per file version."""
+  del mtime  # the cache key
+  from vidjax.data import audioset  # noqa: PLC0415
+  if name == "audioset":
+    return tuple(audioset.read_class_labels(path)[1])
+  return tuple(audioset.read_vggsound(path)[0])
 
 
 def num_classes(config) -> int:
@@ -101,9 +131,6 @@ def preflight(config, mesh):
   if config.get("grad_accum_steps", 1) != 1:
     raise VidjaxError("config.grad_accum_steps: the audio_visual step takes "
                       "whole batches (set 1)")
-  if d.get("multilabel", False) and config.get("objective") == "sync":
-    raise VidjaxError("config.dataset.multilabel: sync pairs are "
-                      "single-label (aligned / shifted)")
   optim.make_optimizer(config.optimizer,
                        optim.make_schedule(config.optimizer, 2, 1))
   sharding.check_batch_size(config.batch_size, mesh)
@@ -209,8 +236,12 @@ def scores(outs: dict, labels: np.ndarray, multi: bool) -> dict:
   result = {"eval/num_examples": float(len(labels))}
   if multi:
     from vidjax.audio import metrics  # noqa: PLC0415
-    result["eval/map"] = float(metrics.mean_average_precision(
-        labels, outs["logits"]))
+    y, logits = np.asarray(labels) > 0.5, outs["logits"]
+    result["eval/map"] = float(metrics.mean_average_precision(y, logits))
+    both = np.flatnonzero(y.any(0) & (~y).any(0))
+    if len(both):
+      result["eval/mauc"] = float(np.mean([metrics.roc_auc(
+          y[:, k], logits[:, k]) for k in both]))
     return result
   for key, name in (("logits", "eval/top1"),
                     ("logits_zero", "eval/top1_zero_bottlenecks")):
@@ -266,18 +297,18 @@ def configured_model(config):
 
 
 def load(config):
-  """The dataset's splits in memory (vidjax/data/av_loader.py: synthetic_av;
-  AudioSet / VGGSound train through their TFDS builds, not this in-memory
-  path)."""
+  """The dataset's splits (vidjax/data/av_loader.py): synthetic_av in
+  memory; the user's AudioSet / VGGSound clips built once (TFDS, under
+  config.dataset.data_dir) and read per batch, the build report printed."""
   d = config.dataset
-  if d.name != "synthetic_av":
+  if d.name != "synthetic_av" and d.name not in NUM_CLASSES:
     raise VidjaxError(f"config.dataset.name={d.name!r}: the audio_visual "
-                      "task reads synthetic_av in memory; AudioSet and "
-                      "VGGSound variants are architecture entries of "
-                      "tools.model_table until their loader lands")
+                      "task reads synthetic_av, audioset and vggsound")
+  if d.name in NUM_CLASSES:
+    data_lib.check_user_data(d)  # before listing or building anything
   from vidjax.data import av_loader  # noqa: PLC0415
   got = av_loader.load(d)
-  samples = got.train["audio"].shape[1]
+  samples = got.train.num_samples
   if samples != int(d.audio_samples):
     raise VidjaxError(f"config.dataset.audio_samples={d.audio_samples}: the "
                       f"build's clips have {samples} samples")
@@ -285,5 +316,6 @@ def load(config):
     raise VidjaxError(f"config.audio_frontend.sample_rate="
                       f"{config.audio_frontend.sample_rate}: the build is "
                       f"{got.sample_rate} Hz")
-  got.class_names = class_names(config)
+  got.class_names = (class_names(config) if d.name == "synthetic_av"
+                     else list(got.class_names))
   return got
