@@ -177,3 +177,17 @@ def test_config_errors_before_any_listing(key, value, expected,
     train.train_and_evaluate(config, str(audioset_tree / "run"))
   assert "\n" not in str(e.value) and expected in str(e.value), str(e.value)
   assert not os.path.exists(audioset_tree / "tfds")
+
+
+def test_fit_video_centred_frames_centre_crop_or_resize():
+  t = np.arange(10, dtype=np.uint8)[None, :, None, None, None]
+  video = np.broadcast_to(t * 20, (2, 10, 40, 40, 3)).copy()
+  video[:, :, 4:36, 4:36] += 1          # the centre 32^2
+  got = data_lib.fit_video(video, 4, 2, 32)  # span 7 of 10: frames 1..7
+  assert got.shape == (2, 4, 32, 32, 3)
+  np.testing.assert_array_equal(got[0, :, 0, 0, 0], [21, 61, 101, 141])
+  assert (got == got[:, :, :1, :1]).all()    # only the centre, whole
+  assert data_lib.fit_video(video, 10, 1, 40) is video
+  small = np.full((1, 4, 24, 24, 3), 77, np.uint8)  # stored side < crop
+  np.testing.assert_array_equal(data_lib.fit_video(small, 4, 1, 32),
+                                np.full((1, 4, 32, 32, 3), 77, np.uint8))
