@@ -16,6 +16,10 @@ from vidjax.models.fusion import (EarlyFusion, LateFusion,
 from vidjax.models.single_frame import SingleFrameCNN
 from vidjax.models.slow_fusion import SlowFusion3D, temporal_receptive_fields
 
+# Tiny models, a few steps at most: compile-bound, so XLA optimisation
+# level 0 (conftest.fast_compile).
+pytestmark = pytest.mark.fast_compile
+
 
 def _clip(shape, seed=0):
   return jax.random.normal(jax.random.key(seed), shape, jnp.float32)
