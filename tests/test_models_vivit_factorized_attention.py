@@ -18,6 +18,10 @@ from vidjax.models.vivit_factorized_attention import (
     ViViTFactorisedDotProduct, ViViTFactorisedSelfAttention)
 from vidjax.registry import build_model
 
+# Tiny models, a few steps at most: compile-bound, so XLA optimisation
+# level 0 (conftest.fast_compile).
+pytestmark = pytest.mark.fast_compile
+
 B16X2 = (32, 224, 224, 3)
 TINY = dict(patch_size=(2, 8, 8), hidden_size=32, num_heads=4, mlp_dim=64,
             num_layers=2, head_init_std=0.02)
