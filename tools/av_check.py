@@ -16,13 +16,16 @@ WORKDIR/eval/test_step<N>/metrics.json is read and compared with its bar:
 | video_only | mbt.py:video_only | top-1 <= 0.65 |
 | audio_only | mbt.py:audio_only | top-1 <= 0.65 |
 | early | mbt.py:early (full cross-attention, reported beside) | - |
-| sync | mbt.py:sync | accuracy >= 0.95 (chance 0.5) |
-| sync_noise | mbt.py:sync_noise (audio replaced by noise) | accuracy <= 0.55 |
+| sync | av_sync.py (Owens & Efros' early-fusion network) | accuracy >= 0.95 (chance 0.5) |
+| sync_noise | av_sync.py:noise (audio replaced by noise) | accuracy <= 0.55 |
+| sync_mbt | mbt.py:sync (MBT with a binary head, reported beside) | - |
+| which_cnn | av_sync.py:which (the early-fusion network on the fusion task) | - |
 | ast | ast.py (audio only, voice task) | - |
 
-All on the embedded synthetic_av (fusion config: two twin objects, one
-sounds, label = the sounding one's direction). `--steps` overrides every
-run's num_train_steps (the bars are stated for the configs' own).
+All on the embedded synthetic_av "which" build (two objects of different
+looks, one sounds with the voice of its look, label = its side; circular
+events), except ast (the "fusion" build's voice task). `--steps` overrides
+every run's num_train_steps (the bars are stated for the configs' own).
 """
 from __future__ import annotations
 
@@ -43,12 +46,14 @@ RUNS = {
     "video_only": ("mbt", "video_only", {"eval/top1": ("<=", 0.65)}),
     "audio_only": ("mbt", "audio_only", {"eval/top1": ("<=", 0.65)}),
     "early": ("mbt", "early", {}),
-    "sync": ("mbt", "sync", {"eval/top1": (">=", 0.95)}),
-    "sync_noise": ("mbt", "sync_noise", {"eval/top1": ("<=", 0.55)}),
+    "sync": ("av_sync", "", {"eval/top1": (">=", 0.95)}),
+    "sync_noise": ("av_sync", "noise", {"eval/top1": ("<=", 0.55)}),
+    "sync_mbt": ("mbt", "sync", {}),
+    "which_cnn": ("av_sync", "which", {}),
     "ast": ("ast", "", {}),
 }
 DEFAULT_RUNS = ("mbt", "late", "video_only", "audio_only", "sync",
-                "sync_noise")
+                "sync_noise", "which_cnn")
 
 
 def command(run: str, workdir: str, steps: int = 0) -> list:

@@ -44,12 +44,19 @@ with no need to look at the video. Known remaining audio-only cue (#22):
 aligned synthetic clips have onsets only in frames 1..T-3 (bursts <= 150 ms,
 so frames 0, T-2 and T-1 start no event), while a circular shift puts an
 onset in frame 0, T-2 or T-1 in 57% of shifted test pairs (a burst moved to
-frame T-1 may wrap past the seam into frame 0).
+frame T-1 may wrap past the seam into frame 0). The `which` build has none:
+its onsets and bursts are circular (av_render), so an aligned track looks
+the same as a circularly shifted one to the audio alone. Shifts that put
+every sounding onset on a flash frame are not drawn (`draw_shift`).
 
 Config (config.dataset): name "synthetic_av", config (fusion | separation |
-factorised), data_dir, any SyntheticAvConfig field as an override
+factorised | which), data_dir, any SyntheticAvConfig field as an override
 (train_examples, test_examples, seed, ...), audio.features (waveform |
-log_mel), audio.log_mel (preset), sync (bool), sync_min_shift (seconds).
+log_mel), audio.log_mel (preset), sync (bool), sync_min_shift (seconds),
+hflip (bool: training rows mirrored left <-> right with probability 1/2
+drawn from (seed, step), the label permuted by the data's
+`flip_permutation`: av_render's for synthetic_av, none for AudioSet /
+VGGSound).
 config.dataset.num_frames, fps and sample_rate are SyntheticAvConfig fields
 too: a clip is the whole stored example, so a value other than the named
 config's (16, 8.0, 16000) renders a different build, not a sub-clip
@@ -95,10 +102,11 @@ class AVSplit:
     return {k: v[idx] for k, v in self.arrays.items()}
 
   @classmethod
-  def from_source(cls, source) -> "AVSplit":
+  def from_source(cls, source, skip=()) -> "AVSplit":
+    keys = [k for k in ARRAYS if k not in skip]
     rows = [source[i] for i in range(len(source))]
     return cls({k: np.stack([np.asarray(r[k]) for r in rows])
-                for k in ARRAYS})
+                for k in keys})
 
 
 class SourceSplit:
@@ -136,6 +144,7 @@ class AVData:
   builder: Any = None
   multilabel: bool = False   # AudioSet: batch["labels"] multi-hot targets
   report: Any = None         # AudioSet / VGGSound: the build report
+  flip_permutation: Any = None  # class j of a mirrored clip = perm[j]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +155,7 @@ class AVSpec:
   log_mel: str = "ast_kaldi"
   sync: bool = False
   min_shift: float = 0.25   # seconds
+  hflip: bool = False       # training rows mirrored with probability 1/2
 
   @classmethod
   def from_config(cls, d, sample_rate: int = 16000,
@@ -172,7 +182,7 @@ class AVSpec:
       raise VidjaxError(f"config.dataset.sync_min_shift={shift}: must be in "
                         f"(0, {duration / 2}] seconds (half the clip)")
     return cls(int(sample_rate), features, name, bool(d.get("sync", False)),
-               shift)
+               shift, bool(d.get("hflip", False)))
 
   def features_of(self, waves: np.ndarray) -> np.ndarray:
     if self.features == "waveform":
@@ -196,12 +206,60 @@ def shift_frames(split, spec: AVSpec) -> tuple:
   return n, t, k_lo, t - k_lo
 
 
-def draw_shift(rng: np.random.Generator, frames: tuple) -> int:
+def sync_timing(split, i: int):
+  """(onset frames of the sounding objects, frames where any object
+  flashes) of synthetic_av example i, or None for a split without them
+  (AudioSet / VGGSound)."""
+  arrays = getattr(split, "arrays", None)
+  if not arrays or "flash" not in arrays:
+    return None
+  sounding = np.asarray(arrays["sounding"][i], bool)
+  onsets = np.asarray(arrays["onset_frames"][i])[sounding].ravel()
+  return onsets, np.flatnonzero(np.asarray(arrays["flash"][i]).any(0))
+
+
+def draw_shift(rng: np.random.Generator, frames: tuple,
+               timing=None) -> int:
   """A circular shift of k whole video frames (`frames` from `shift_frames`,
-  k uniform in [k_lo, k_hi]), in samples: k x num_samples / num_frames."""
+  k uniform in [k_lo, k_hi]), in samples: k x num_samples / num_frames.
+  With `timing` (from `sync_timing`), shifts that move EVERY sounding onset
+  onto a flash frame are left out: such a track lines up with the flashes
+  as an aligned one does (e.g. onto the silent twin's), so it is no
+  negative. (The same draw as without them when none is left out.)"""
   n, t, k_lo, k_hi = frames
-  k = int(rng.integers(k_lo, k_hi + 1))
+  ks = np.arange(k_lo, k_hi + 1)
+  if timing is not None and len(timing[0]):
+    onsets, flashes = timing
+    keep = [not np.isin((onsets + k) % t, flashes).all() for k in ks]
+    ks = ks[np.asarray(keep)] if any(keep) else ks
+  k = int(ks[rng.integers(len(ks))])
   return int(round(k * n / t))
+
+
+def mirror(out: dict, flips, perm) -> dict:
+  """Rows where `flips` mirrored left <-> right in place: the video, the
+  boxes, the direction ids (right 0 <-> left 1) and the label (class j of
+  a mirrored clip = perm[j]; multi-hot labels are left as they are: no
+  AudioSet / VGGSound class depends on the side). The audio is mono."""
+  flips = np.asarray(flips, bool)
+  if not flips.any():
+    return out
+  out["video"] = out["video"].copy()
+  out["video"][flips] = out["video"][flips][:, :, :, ::-1]
+  if "boxes" in out:
+    b = out["boxes"][flips]
+    out["boxes"] = out["boxes"].copy()
+    out["boxes"][flips] = np.stack([1 - b[..., 2], b[..., 1], 1 - b[..., 0],
+                                    b[..., 3]], -1)
+  if "direction" in out:
+    d = out["direction"].copy()
+    d[flips] = np.array([1, 0, 2, 3])[d[flips]]
+    out["direction"] = d
+  if perm is not None and "labels" not in out:
+    label = out["label"].copy()
+    label[flips] = np.asarray(perm)[label[flips]]
+    out["label"] = label
+  return out
 
 
 def make_batch(split, indices, spec: AVSpec, shifts=None) -> dict:
@@ -242,7 +300,7 @@ class TrainLoader:
 
   def __init__(self, split: AVSplit, spec: AVSpec, seed: int,
                global_batch: int, process_index: int = 0,
-               process_count: int = 1):
+               process_count: int = 1, flip_permutation=None):
     if len(split) == 0:
       raise VidjaxError("the training split has no examples")
     if global_batch % process_count:
@@ -253,6 +311,7 @@ class TrainLoader:
     local = self.global_batch // process_count
     self.rows = range(process_index * local, (process_index + 1) * local)
     self.frames = shift_frames(split, spec) if spec.sync else None
+    self.flip_permutation = flip_permutation
 
   def indices(self, step: int) -> np.ndarray:
     n, b = len(self.split), self.global_batch
@@ -266,16 +325,26 @@ class TrainLoader:
     """[global B] samples (0: aligned) for sync, else zeros."""
     out = np.zeros(self.global_batch, np.int64)
     if self.spec.sync:
+      idx = self.indices(step)
       for r in range(self.global_batch):
         rng = np.random.default_rng([self.seed, 3, int(step), r])
         if rng.uniform() < 0.5:
-          out[r] = draw_shift(rng, self.frames)
+          out[r] = draw_shift(rng, self.frames,
+                              sync_timing(self.split, int(idx[r])))
     return out
+
+  def flips(self, step: int) -> np.ndarray:
+    """[global B] bool: rows mirrored (spec.hflip), from (seed, step)."""
+    if not self.spec.hflip:
+      return np.zeros(self.global_batch, bool)
+    rng = np.random.default_rng([self.seed, 5, int(step)])
+    return rng.uniform(size=self.global_batch) < 0.5
 
   def batch(self, step: int) -> dict:
     rows = np.asarray(self.rows)
-    return make_batch(self.split, self.indices(step)[rows], self.spec,
-                      self.shifts(step)[rows])
+    out = make_batch(self.split, self.indices(step)[rows], self.spec,
+                     self.shifts(step)[rows])
+    return mirror(out, self.flips(step)[rows], self.flip_permutation)
 
   def iterate(self, start_step: int, end_step: int, num_workers: int = 0,
               prefetch: int = 0):
@@ -300,7 +369,7 @@ class EvalLoader:
       self.rows = np.repeat(np.arange(n), 2)
       self.row_shifts = np.array(
           [0 if k % 2 == 0 else draw_shift(np.random.default_rng(
-              [self.seed, 4, int(i)]), frames)
+              [self.seed, 4, int(i)]), frames, sync_timing(split, int(i)))
            for k, i in enumerate(self.rows)], np.int64)
     else:
       self.rows, self.row_shifts = np.arange(n), np.zeros(n, np.int64)
@@ -345,10 +414,11 @@ def builder_overrides(d) -> dict:
   return out
 
 
-def load(dataset_config) -> AVData:
-  """Both splits of config.dataset's synthetic_av build, in memory; or of
-  an AudioSet / VGGSound build (vidjax/data/audioset.py), read per batch
-  (SourceSplit)."""
+def load(dataset_config, skip=()) -> AVData:
+  """Both splits of config.dataset's synthetic_av build, in memory (but the
+  arrays named in `skip`, e.g. ("stems",) where no step reads them: 64 KB
+  an example); or of an AudioSet / VGGSound build
+  (vidjax/data/audioset.py), read per batch (SourceSplit)."""
   d = dataset_config
   name = d.get("name", "synthetic_av")
   if name in ("audioset", "vggsound"):
@@ -371,8 +441,10 @@ def load(dataset_config) -> AVData:
                             **builder_overrides(d))
   c = builder.builder_config
   names = list(c.class_names)
+  from vidjax.data import av_render  # noqa: PLC0415
   return AVData(
-      train=AVSplit.from_source(builder.as_data_source("train")),
-      test=AVSplit.from_source(builder.as_data_source("test")),
+      train=AVSplit.from_source(builder.as_data_source("train"), skip),
+      test=AVSplit.from_source(builder.as_data_source("test"), skip),
       class_names=names, num_classes=len(names), sample_rate=c.sample_rate,
-      fps=c.fps, builder=builder)
+      fps=c.fps, builder=builder,
+      flip_permutation=av_render.flip_permutation(c.kind))

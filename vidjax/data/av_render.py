@@ -44,6 +44,20 @@ Kinds (the TFDS configs of synthetic_av.py; label = index % 4, balanced):
 * "factorised": both move the same horizontal direction (right / left), one
   sounds; label = 2 x (0 right, 1 left) + (0: sounding colour class in the
   low bands 0-1, 1: high bands 2-3).
+* "which": the issue's "which of the two visible objects is sounding": two
+  objects of different colour classes (any shapes, any of the 4 directions),
+  exactly one sounds, with the voice of its look; label = its half of the
+  frame (0 left, 1 right; index % 2, balanced). Video alone is at chance
+  (either object sounds with probability 1/2, whatever it looks like) and
+  so is audio alone (mono: no side); matching the voice to a look (pitch
+  band <-> colour, as Arandjelovic & Zisserman's "Objects that Sound") or
+  the sound onsets to one object's flashes tells. Its events are CIRCULAR:
+  the 6 onsets lie anywhere in frames
+  0..T-1, >= MIN_GAP apart around the loop (the set rotated by a uniform
+  offset), and a burst running past the clip's end continues at its start.
+  So the aligned track's distribution is invariant under a circular shift of
+  whole frames: a shifted track (synchronisation pairs, av_loader) differs
+  from an aligned one only in how it lines up with the flashes.
 """
 from __future__ import annotations
 
@@ -51,7 +65,7 @@ import numpy as np
 
 from vidjax.data import synthetic_render as sr
 
-KINDS = ("fusion", "separation", "factorised")
+KINDS = ("fusion", "separation", "factorised", "which")
 DIRECTION_NAMES = sr.MOTION_NAMES[:4]  # right, left, up, down
 COLOUR_NAMES = ("red", "green", "blue", "yellow")
 COLOURS = np.array([[225, 55, 50], [60, 205, 70], [70, 100, 235],
@@ -72,10 +86,19 @@ SIZE = (2.5, 3.5)          # half-extent, px at 32 px
 FLASH_GROW, FLASH_WHITE = 1.2, 0.6
 SPEED = (0.3, 0.4)         # px / frame at 32 px
 FACTORISED_NAMES = ("right_low", "right_high", "left_low", "left_high")
+SIDE_NAMES = ("left", "right")
 
 
 def class_names(kind: str) -> tuple:
-  return FACTORISED_NAMES if kind == "factorised" else DIRECTION_NAMES
+  return {"factorised": FACTORISED_NAMES, "which": SIDE_NAMES}.get(
+      kind, DIRECTION_NAMES)
+
+
+def flip_permutation(kind: str) -> tuple:
+  """Class j of a horizontally mirrored clip = class perm[j] of the clip
+  (right <-> left; up, down and the pitch halves unchanged)."""
+  return {"which": (1, 0), "factorised": (2, 3, 0, 1)}.get(kind,
+                                                           (1, 0, 2, 3))
 
 
 def _rng(seed: int, split: str, index: int, stream: int):
@@ -95,14 +118,22 @@ def voice_f0(rng, colour: int, split: str) -> float:
 
 def onset_frames(rng, num_frames: int, n_objects: int = 2,
                  per_object: int = EVENTS_PER_OBJECT,
-                 gap: int = MIN_GAP) -> np.ndarray:
+                 gap: int = MIN_GAP, circular: bool = False) -> np.ndarray:
   """[n_objects, per_object] sorted onset frames, all distinct, >= gap
   apart, in 1..num_frames - 3 (uniform over such sets, then shuffled
-  between the objects)."""
-  n, slots = n_objects * per_object, num_frames - 3
-  free = slots - (n - 1) * (gap - 1)
-  picks = np.sort(rng.choice(free, n, replace=False)) + np.arange(n) * (
-      gap - 1) + 1
+  between the objects). `circular`: anywhere in 0..num_frames - 1, >= gap
+  apart around the loop too (last to first through the seam), the whole
+  set rotated by a uniform offset (its distribution is rotation-invariant)."""
+  n = n_objects * per_object
+  if circular:
+    free = num_frames - n * (gap - 1)
+    picks = np.sort(rng.choice(free, n, replace=False)) + np.arange(n) * (
+        gap - 1)   # the wrap gap: num_frames - picks[-1] + picks[0] >= gap
+    picks = (picks + int(rng.integers(num_frames))) % num_frames
+  else:
+    free = num_frames - 3 - (n - 1) * (gap - 1)
+    picks = np.sort(rng.choice(free, n, replace=False)) + np.arange(n) * (
+        gap - 1) + 1
   return np.sort(rng.permutation(picks).reshape(n_objects, per_object), 1)
 
 
@@ -128,8 +159,14 @@ def plan(seed: int, split: str, index: int, *, kind: str = "fusion",
   if kind not in KINDS:
     raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
   rng = _rng(seed, split, index, 0)
-  label = int(index) % 4
-  if kind == "fusion":
+  label = int(index) % len(class_names(kind))
+  if kind == "which":
+    colours = [int(x) for x in rng.permutation(4)[:2]]
+    shapes = [int(rng.integers(4)) for _ in range(2)]
+    k = int(rng.integers(2))
+    sounding = [i == k for i in range(2)]
+    dirs = [int(rng.integers(4)) for _ in range(2)]
+  elif kind == "fusion":
     c = int(rng.integers(4))
     colours, shapes = [c, c], [int(rng.integers(4))] * 2
     sounding = [False, False]
@@ -151,8 +188,12 @@ def plan(seed: int, split: str, index: int, *, kind: str = "fusion",
     shapes = [int(rng.integers(4)) for _ in range(2)]
     dirs = [label // 2] * 2
   tint = np.clip(COLOURS[colours[0]] + rng.uniform(-20, 20, 3), 0, 255)
-  onsets = onset_frames(rng, num_frames)
+  circular = kind == "which"
+  onsets = onset_frames(rng, num_frames, circular=circular)
   halves = rng.permutation(2)
+  if kind == "which":  # the sounding twin in the label's half
+    halves = np.array([label, 1 - label] if sounding[0] else
+                      [1 - label, label])
   objects = []
   for i in range(2):
     size = rng.uniform(*SIZE) * res / 32.0
@@ -171,7 +212,7 @@ def plan(seed: int, split: str, index: int, *, kind: str = "fusion",
         cx=x + halves[i] * res / 2, cy=y, onsets=onsets[i],
         durations=durations, flash=flash,
         gain=rng.uniform(0.5, 1.0), phases=rng.uniform(0, 2 * np.pi, 8)))
-  return dict(kind=kind, label=label, objects=objects,
+  return dict(kind=kind, label=label, objects=objects, circular=circular,
               snr_db=float(rng.uniform(*SNR_DB)),
               peak=float(rng.uniform(*PEAK)),
               bg=rng.uniform(0.0, 60.0, 3))
@@ -218,8 +259,9 @@ def render_video(p: dict, seed: int, split: str, index: int,
 
 
 def voice(o: dict, sample_rate: int, fps: float, num_samples: int,
-          rng) -> np.ndarray:
-  """The object's sound alone (float64 [num_samples]), before scaling."""
+          rng, circular: bool = False) -> np.ndarray:
+  """The object's sound alone (float64 [num_samples]), before scaling;
+  `circular`: a burst past the end continues at sample 0."""
   out = np.zeros(num_samples)
   harm = [h for h in HARMONICS[o["shape"]]
           if h * o["f0"] < 0.45 * sample_rate]
@@ -235,8 +277,12 @@ def voice(o: dict, sample_rate: int, fps: float, num_samples: int,
     nc = int(round(CLICK * sample_rate))
     click = np.zeros(n)
     click[:nc] = rng.uniform(-1, 1, nc) * np.exp(-np.arange(nc) / (nc / 3))
-    seg = out[start:start + n]            # a view: adds in place
-    seg += (tone * env + 0.5 * click)[:len(seg)]
+    burst = tone * env + 0.5 * click
+    if circular:
+      np.add.at(out, (start + np.arange(n)) % num_samples, burst)
+    else:
+      seg = out[start:start + n]          # a view: adds in place
+      seg += burst[:len(seg)]
   return out * o["gain"]
 
 
@@ -247,7 +293,9 @@ def render_audio(p: dict, seed: int, split: str, index: int,
   + noise exactly (int32 arithmetic, no clipping: peaks <= 0.6 x 32767)."""
   rng = _rng(seed, split, index, 2)
   n = int(round(num_frames * sample_rate / fps))
-  stems = np.stack([voice(o, sample_rate, fps, n, rng) if o["sounding"]
+  circular = p.get("circular", False)
+  stems = np.stack([voice(o, sample_rate, fps, n, rng, circular)
+                    if o["sounding"]
                     else np.zeros(n) for o in p["objects"]])
   power = np.mean(stems.sum(0) ** 2)
   noise = rng.standard_normal(n)

@@ -26,7 +26,10 @@ Configs (av_render's kinds): `fusion` (default; label = direction of the
 one sounding object of two identical-looking ones, 4 classes), `separation`
 (both sound, distinct voices, test voices at held-out pitches; label =
 direction of object 0), `factorised` (4 classes = right / left x low / high
-voice). Splits train (2048) / test (256). Synchronisation pairs are made by
+voice), `which` (two different looks, one sounds; label = its side, left /
+right: "which of the two visible objects is sounding"; circular events, so
+a circularly shifted track is no different from an aligned one to the
+audio alone). Splits train (2048) / test (256). Synchronisation pairs are made by
 the loader (vidjax/data/av_loader.py), not stored.
 
 Usage:
@@ -111,6 +114,8 @@ class SyntheticAv(tfds.core.GeneratorBasedBuilder):
                         description="Both sound, distinct voices."),
       SyntheticAvConfig(name="factorised", kind="factorised", seed=2,
                         description="4 classes = direction x pitch."),
+      SyntheticAvConfig(name="which", kind="which", seed=3, description=(
+          "Two looks, one sounds; label = its side; circular events.")),
   ]
   DEFAULT_CONFIG_NAME = "fusion"
 

@@ -10,5 +10,5 @@ from vidjax.models import inception  # noqa: F401
 from vidjax.models import mvit  # noqa: F401
 from vidjax.models import x3d  # noqa: F401
 from vidjax.models import separation  # noqa: F401
-from vidjax.models import audio_visual  # noqa: F401
+from vidjax.models import audio_visual, av_sync  # noqa: F401
 from vidjax.models import movinet  # noqa: F401

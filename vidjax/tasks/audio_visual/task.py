@@ -48,7 +48,7 @@ from vidjax.errors import VidjaxError
 from vidjax.tasks import base
 from vidjax.tasks.audio_visual import data as data_lib, train_step
 
-MODELS = ("mbt", "ast")
+MODELS = ("mbt", "ast", "av_sync")
 SYNC_NAMES = ("shifted", "aligned")
 # Datasets whose class lists are known without building them.
 NUM_CLASSES = {"audioset": 527, "vggsound": 309}
@@ -184,7 +184,8 @@ class AudioVisual(base.Task):
     from vidjax.data import av_loader  # noqa: PLC0415
     spec = av_loader.AVSpec.from_config(config.dataset, data.sample_rate)
     train = av_loader.TrainLoader(data.train, spec, config.seed,
-                                  config.batch_size, pidx, pcount)
+                                  config.batch_size, pidx, pcount,
+                                  data.flip_permutation)
     test = av_loader.EvalLoader(data.test, spec, config.eval_batch_size,
                                 config.seed)
     return (data_lib.TrainLoader(train, config),
@@ -307,7 +308,7 @@ def load(config):
   if d.name in NUM_CLASSES:
     data_lib.check_user_data(d)  # before listing or building anything
   from vidjax.data import av_loader  # noqa: PLC0415
-  got = av_loader.load(d)
+  got = av_loader.load(d, skip=("stems",))  # no step here reads them
   samples = got.train.num_samples
   if samples != int(d.audio_samples):
     raise VidjaxError(f"config.dataset.audio_samples={d.audio_samples}: the "
