@@ -126,7 +126,6 @@ def get_config(arg: str = ""):
   m.name = "mbt"
   m.fusion = "bottleneck"  # | "early" | "late" | "video_only" | "audio_only"
   m.audio_posemb = "learned"  # | "separable"
-  m.video_posemb = "learned"  # | "sincos" (fixed, VideoMAE's table)
   m.dropout_rate = m.attention_dropout_rate = m.stochastic_depth = 0.0
   if arg in ("audioset", "vggsound"):
     audio_visual_data(config, arg, 8.0, 32, 224, MBT_FRONTEND,

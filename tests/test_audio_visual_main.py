@@ -80,7 +80,6 @@ def test_sync_pairs_are_balanced_and_shifted(tmp_path):
 
 @pytest.mark.parametrize("key,value,expected", [
     ("model.fusion", "mid", "config.model.fusion='mid'"),
-    ("model.video_posemb", "rope", "config.model.video_posemb='rope'"),
     ("objective", "match", "config.objective='match'"),
     ("dataset.sync", True, "config.dataset.sync=True"),
     ("audio_frontend.n_mels", 0, "config.audio_frontend.n_mels"),

@@ -53,7 +53,6 @@ import jax
 import jax.numpy as jnp
 
 from vidjax.errors import VidjaxError
-from vidjax.layers import posemb
 from vidjax.layers.embedding import AddPositionEmbedding, TubeletEmbedding
 from vidjax.layers.transformer import EncoderBlock, make_norm
 from vidjax.models.vivit import compute_dtype
@@ -62,7 +61,6 @@ from vidjax.registry import register_model
 FUSIONS = ("bottleneck", "early", "late", "video_only", "audio_only")
 CLASSIFIERS = ("token", "gap")
 POSEMBS = ("learned", "separable")
-VIDEO_POSEMBS = ("learned", "sincos")
 
 
 def spectrogram_grid(frames: int, mels: int, patch: Sequence[int],
@@ -217,14 +215,10 @@ class MBT(_StreamOptions):
   fusion_layer: int = 8
   num_bottlenecks: int = 4
   video_patch_size: Tuple[int, int, int] = (2, 16, 16)
-  video_posemb: str = "learned"
   zero_bottlenecks: bool = False
 
   def check_options(self):
     self._check()
-    if self.video_posemb not in VIDEO_POSEMBS:
-      raise VidjaxError(f"config.model.video_posemb={self.video_posemb!r}: "
-                        f"one of {', '.join(VIDEO_POSEMBS)}")
     if self.fusion not in FUSIONS:
       raise VidjaxError(f"config.model.fusion={self.fusion!r}: one of "
                         f"{', '.join(FUSIONS)}")
@@ -245,10 +239,7 @@ class MBT(_StreamOptions):
     dtype = compute_dtype(self.dtype)
     grid = TubeletEmbedding(self.hidden_size, tuple(self.video_patch_size),
                             dtype=dtype, name="video_embedding")(video)
-    if self.video_posemb == "sincos":  # fixed, VideoMAE's (t, h, w) table
-      table = posemb.sinusoidal_3d(grid.shape[1:4], self.hidden_size)
-      grid = grid + jnp.asarray(table, grid.dtype).reshape(grid.shape[1:])
-    x = _Tokens(self.video_posemb, name="video_tokens")(grid)
+    x = _Tokens("learned", name="video_tokens")(grid)
     return nn.Dropout(self.dropout_rate)(x, deterministic=not train)
 
   @nn.compact
