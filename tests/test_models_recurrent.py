@@ -12,6 +12,10 @@ from vidjax import costs
 from vidjax.layers.recurrent import ConvGRUCell, ConvLSTMCell
 from vidjax.models.recurrent import LRCN, ConvGRUNet
 
+# Tiny models, a few steps at most: compile-bound, so XLA optimisation
+# level 0 (conftest.fast_compile).
+pytestmark = pytest.mark.fast_compile
+
 T = 4
 
 

@@ -12,7 +12,10 @@ from vidjax.errors import VidjaxError
 from vidjax.models.two_stream import TwoStream
 
 # One xdist worker runs this module: its module fixture is built once.
-pytestmark = pytest.mark.xdist_group("models_two_stream")
+# Tiny models, a few steps at most: compile-bound, so XLA optimisation
+# level 0 (conftest.fast_compile).
+pytestmark = [pytest.mark.xdist_group("models_two_stream"),
+              pytest.mark.fast_compile]
 
 T = 5  # frames; the centre frame is T // 2 = 2; 2 (T - 1) = 8 flow channels
 

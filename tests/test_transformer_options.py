@@ -7,6 +7,10 @@ import pytest
 from vidjax.layers import transformer as tr
 from vidjax.registry import build_model
 
+# Tiny models, a few steps at most: compile-bound, so XLA optimisation
+# level 0 (conftest.fast_compile).
+pytestmark = pytest.mark.fast_compile
+
 
 def _x(shape=(2, 5, 16), seed=0):
   return jax.random.normal(jax.random.key(seed), shape, jnp.float32)
