@@ -10,6 +10,10 @@ from vidjax import optim
 from vidjax.errors import VidjaxError
 from vidjax.tasks.localization import actionformer, targets, train_step
 
+# Tiny models, a few steps at most: compile-bound, so XLA optimisation
+# level 0 (conftest.fast_compile).
+pytestmark = pytest.mark.fast_compile
+
 
 def _assign(segs, labels, smask, mask, n, k=8, levels=4, **kw):
   return targets.assign(jnp.asarray(segs, jnp.float32),
