@@ -37,6 +37,7 @@ import contextlib  # noqa: E402
 import pytest  # noqa: E402
 
 TINY_TRAIN_PER_CLASS = 8
+TINY_TEST_PER_CLASS = 2
 # jax's `jax_disable_most_optimizations` (jax/_src/compiler.py): XLA's backend
 # at optimisation level 0 without LLVM's expensive passes, for this process
 # (read at every compile) and, through the variable, its subprocesses.
@@ -89,7 +90,6 @@ def pytest_runtest_setup(item):  # module fixtures are made here
 def pytest_runtest_call(item):
   with _fast(item):
     return (yield)
-TINY_TEST_PER_CLASS = 2
 
 
 # Session fixtures too costly to build on both xdist workers: every test that
