@@ -3,22 +3,21 @@ NeurIPS 2021), its late / early fusion and single-modality baselines, and
 the audio-visual synchronisation head (Owens & Efros, ECCV 2018).
 Model: vidjax/models/audio_visual.py; task: vidjax/tasks/audio_visual/.
 
-Default: bottleneck MBT on the embedded `synthetic_av` "fusion" data (two
-twin objects, one sounds; label = the sounding one's direction: only the
-flash / sound-onset timing tells which), a small model for a 2-core CPU:
-2 x 4 layers of width 64, fusion from layer 1 through 4 bottleneck tokens,
-video 16 x 32^2 in 2x16x16 tubelets (8 x 2 x 2 tokens: one per quadrant
-and 0.25 s), audio 2 s -> 201 x 64 log-mel (10 ms hop) in 25x16 patches
-(8 x 4 tokens: one per 0.25 s, the tubelets' time span), 2000 steps of 32.
-Measured (benchmarks/RESULTS.md, #22 D): with shifts of whole samples,
-`:sync` reached 0.98-0.99 but as much with the bottlenecks zeroed (a
-shifted track's onsets left the 0.125 s frame grid: audio alone told).
-Shifts are now whole frames (av_loader): `:sync` 0.72 at step 2000,
-bottlenecks zeroed 0.72, `fusion=audio_only` 0.74 -- audio alone still
-tells (aligned clips never sound in frames 0, 14, 15; a circular shift
-often puts an onset there: that rule alone scores 0.79), sync bar not met;
-the fusion bar is not met (the models memorise the 2048 training clips,
-test top-1 stays near chance). Variants (everything else equal):
+Default: bottleneck MBT on the embedded `synthetic_av` "which" data (two
+objects of different looks, one sounds with the voice of its look; label =
+its side, left / right: only the voice-to-look or onset-to-flash match
+tells; training rows mirrored with the label swapped), a small model for a
+2-core CPU: 2 x 4 layers of width 64, fusion from layer 1 through 4
+bottleneck tokens, video 16 x 32^2 in 2x16x16 tubelets (8 x 2 x 2 tokens:
+one per quadrant and 0.25 s), audio 2 s -> 201 x 64 log-mel (10 ms hop) in
+25x16 patches (8 x 4 tokens: one per 0.25 s, the tubelets' time span),
+2000 steps of 32. Measured (benchmarks/RESULTS.md, #22): every MBT variant
+tried stays at chance on "which" (0.50; late / video-only / audio-only
+0.50 too), where Owens & Efros' early-fusion CNN (configs/av_sync.py:which)
+reaches 1.00: the fusion bar (MBT >= 0.90) is not met by a from-scratch
+MBT at this size (the paper starts both streams from ImageNet ViT-B).
+Synchronisation: configs/av_sync.py (0.96); `:sync` here is MBT with a
+binary head. Variants (everything else equal):
 
 * `:late`, `:early`, `:video_only`, `:audio_only`: config.model.fusion;
 * `:sync`: aligned vs shifted (>= 0.25 s) audio, 2 classes

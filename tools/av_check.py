@@ -102,8 +102,29 @@ def run_one(run: str, workdir: str, steps: int = 0) -> dict:
   return out
 
 
+def prepare(runs) -> None:
+  """Builds each synthetic_av config the runs read, one at a time, before
+  runs start in parallel (two runs building the same TFDS config at once
+  collide on its final rename)."""
+  import importlib  # noqa: PLC0415
+  seen = set()
+  for run in runs:
+    stem, variant, _ = RUNS[run]
+    d = importlib.import_module(f"configs.{stem}").get_config(variant).dataset
+    if d.name != "synthetic_av" or d.config in seen:
+      continue
+    seen.add(d.config)
+    config = os.path.join(cli.ROOT, "configs", f"{stem}.py")
+    subprocess.run([sys.executable, "-m", "tools.prepare_data",
+                    f"--config={config}" + (f":{variant}" if variant else "")],
+                   cwd=cli.ROOT, check=True, capture_output=True,
+                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+
+
 def check(runs=DEFAULT_RUNS, workdir: str = "runs/av_check", steps: int = 0,
           jobs: int = 1) -> list:
+  if jobs > 1:
+    prepare(runs)
   with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
     return list(pool.map(lambda r: run_one(r, workdir, steps), runs))
 
