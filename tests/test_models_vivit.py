@@ -9,6 +9,10 @@ from vidjax.layers.embedding import TubeletEmbedding
 from vidjax.models.vivit import ViViTFactorizedEncoder, ViViTSpatioTemporal
 from vidjax.registry import build_model
 
+# Tiny models, a few steps at most: compile-bound, so XLA optimisation
+# level 0 (conftest.fast_compile).
+pytestmark = pytest.mark.fast_compile
+
 TINY = dict(patch_size=(2, 8, 8), hidden_size=32, num_heads=4, mlp_dim=64,
             head_init_std=0.02)
 TINY_FE = dict(TINY, spatial_layers=2, temporal_layers=2)

@@ -9,6 +9,10 @@ from vidjax.errors import VidjaxError
 from vidjax.layers.non_local import NonLocalBlock
 from vidjax.layers.resnet_blocks import Bottleneck
 
+# Tiny models, a few steps at most: compile-bound, so XLA optimisation
+# level 0 (conftest.fast_compile).
+pytestmark = pytest.mark.fast_compile
+
 X = jax.random.normal(jax.random.key(0), (2, 3, 4, 4, 16))
 
 

@@ -18,6 +18,10 @@ from vidjax.layers.pooling_attention import depthwise_conv3d
 from vidjax.layers.causal import SqueezeExcite, make_divisible
 from vidjax.models.x3d import X3D, DepthwiseConv3D, stage_specs
 
+# Tiny models, a few steps at most: compile-bound, so XLA optimisation
+# level 0 (conftest.fast_compile).
+pytestmark = pytest.mark.fast_compile
+
 # PySlowFast MODEL_ZOO.md (K400): params (M), GFLOPs per view, input.
 ZOO = {"xs": (3.8, 0.60, (4, 160)), "s": (3.8, 1.96, (13, 160)),
        "m": (3.8, 4.73, (16, 224)), "l": (6.2, 18.37, (16, 312))}
