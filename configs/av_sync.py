@@ -48,10 +48,5 @@ def get_config(arg: str = ""):
   o.name, o.learning_rate, o.warmup_steps = "adamw", 1e-3, 50
   o.weight_decay, o.grad_clip_norm = 0.05, 1.0
   if arg == "tiny":
-    config.dataset.train_examples, config.dataset.test_examples = 64, 32
-    config.batch_size, config.eval_batch_size = 16, 16
-    config.num_train_steps = 4
-    config.optimizer.warmup_steps = 1
-    config.log_every_steps = config.eval_every_steps = 2
-    config.checkpoint_every_steps = 2
+    mbt.tiny(config)
   return config

@@ -116,6 +116,17 @@ def synthetic_data(config, kind: str = "fusion", train: int = 2048,
   return config
 
 
+def tiny(config):
+  """The test size of a synthetic_av run: seconds on a CPU."""
+  config.dataset.train_examples, config.dataset.test_examples = 64, 32
+  config.batch_size, config.eval_batch_size = 16, 16
+  config.num_train_steps = 4
+  config.optimizer.warmup_steps = 1
+  config.log_every_steps = config.eval_every_steps = 2
+  config.checkpoint_every_steps = 2
+  return config
+
+
 def get_config(arg: str = ""):
   if arg not in VARIANTS:
     raise ValueError(f"mbt.py: unknown config argument {arg!r}; use one of "
@@ -167,11 +178,6 @@ def get_config(arg: str = ""):
     config.objective = "sync"
     config.dataset.sync = True
     config.dataset.audio_control = "noise" if arg == "sync_noise" else ""
-  if arg == "tiny":  # tests: seconds on a CPU
-    config.dataset.train_examples, config.dataset.test_examples = 64, 32
-    config.batch_size, config.eval_batch_size = 16, 16
-    config.num_train_steps = 4
-    config.optimizer.warmup_steps = 1
-    config.log_every_steps = config.eval_every_steps = 2
-    config.checkpoint_every_steps = 2
+  if arg == "tiny":
+    tiny(config)
   return config
