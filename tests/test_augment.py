@@ -20,6 +20,10 @@ from vidjax.data.augment import AugmentSpec
 from vidjax.data.pipeline import ClipSpec, EvalLoader, TrainLoader
 from vidjax.errors import VidjaxError
 
+# The loss test and the 4-step run are compile-bound: XLA optimisation level
+# 0 (conftest.fast_compile: 39 -> 33 CPU-s for the module).
+pytestmark = pytest.mark.fast_compile
+
 ALL_ON = AugmentSpec(
     train_resize_short=40, train_resize_short_max=48, scale_jitter=(0.9, 1.33),
     crop_mode="resized", color_jitter=1.0, color_grayscale=0.2,

@@ -26,6 +26,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
             intermediate_size=64, num_frames=4, image_size=32)
 TOL = 1e-4
+# Tiny models run once or trained 1 step: compile-bound, so XLA optimisation
+# level 0 (conftest.fast_compile: 47 -> 37 CPU-s), same tolerance.
+pytestmark = pytest.mark.fast_compile
 
 
 def _randomize(model, seed=0):

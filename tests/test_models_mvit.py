@@ -15,8 +15,10 @@ from vidjax.errors import VidjaxError
 from vidjax.models.mvit import MViTv2, block_schedule
 from vidjax.registry import build_model
 
-# One xdist worker runs this module: its module fixture is built once.
-pytestmark = pytest.mark.xdist_group("models_mvit")
+# One xdist worker runs this module: its module fixture is built once. Tiny
+# models, one train step at most: compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 93 -> 60 CPU-s).
+pytestmark = [pytest.mark.xdist_group("models_mvit"), pytest.mark.fast_compile]
 
 
 @pytest.fixture(scope="module")

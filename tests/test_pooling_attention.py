@@ -10,6 +10,10 @@ from vidjax.layers.pooling_attention import (
     MultiScaleBlock, PoolingAttention, decomposed_rel_pos_bias,
     depthwise_conv3d, max_pool3d, rel_pos_index, rel_pos_rows)
 
+# Tiny layers run once: compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 47 -> 18 CPU-s), same tolerances.
+pytestmark = pytest.mark.fast_compile
+
 
 def _init(layer, x, thw):
   return jax.jit(lambda key, x: layer.init(key, x, thw))(jax.random.key(1), x)

@@ -22,8 +22,10 @@ from vidjax import evaluate
 from vidjax.data import synthetic_render
 from vidjax.errors import VidjaxError
 
-# One xdist worker runs this module: its module fixture is built once.
-pytestmark = pytest.mark.xdist_group("predict")
+# One xdist worker runs this module: its module fixture is built once. A
+# 150-step tiny run and single evaluations: compile-bound, so XLA
+# optimisation level 0 (conftest.fast_compile: 47 -> 38 CPU-s).
+pytestmark = [pytest.mark.xdist_group("predict"), pytest.mark.fast_compile]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 150

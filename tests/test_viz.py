@@ -22,6 +22,10 @@ from vidjax.models.vivit import ViViTSpatioTemporal
 from vidjax.viz import (classmodel, filters, gradcam, reconstruction, render,
                         rollout, saliency)
 
+# Tiny models, a few gradient steps, a 2-step run: compile-bound, so XLA
+# optimisation level 0 (conftest.fast_compile: 98 -> 43 CPU-s).
+pytestmark = pytest.mark.fast_compile
+
 
 def init(model, shape, seed=0):
   x = jnp.zeros((1,) + tuple(shape), jnp.float32)
