@@ -34,7 +34,11 @@ def _dcfg(name, manual):
   return ml_collections.ConfigDict(dict(name=name, manual_dir=str(manual)))
 
 
-@pytest.mark.parametrize("name", sorted(set(smoke_data.MAKERS) - {"ava"}))
+AUDIO_MAKERS = {"audioset", "vggsound"}  # read by vidjax/data/audioset.py
+
+
+@pytest.mark.parametrize("name",
+                         sorted(set(smoke_data.MAKERS) - {"ava"} - AUDIO_MAKERS))
 def test_the_tiny_datasets_read_back_in_their_official_layouts(
     name, footage_root):
   from vidjax.data import public_datasets
@@ -79,9 +83,41 @@ def test_the_tiny_ava_tree_reads_back_in_the_v22_layout(footage_root):
   assert sizes == {(1280, 720), (640, 272)}
 
 
+@pytest.mark.parametrize("name", sorted(AUDIO_MAKERS))
+def test_the_tiny_audio_visual_trees_read_back_as_audioset_and_vggsound(
+    name, footage_root):
+  """tools/smoke_data.make_audioset / make_vggsound: the segment lists and
+  files read back by vidjax/data/audioset.py (AudioSet: the 527 classes of
+  class_labels_indices.csv, multi-label rows), and the real footage keeps
+  its audio: bigbuckbunny's AAC track decodes to sound, bikes has none."""
+  import ml_collections
+  import numpy as np
+  from vidjax.audio import decode as audio_decode
+  from vidjax.data import audioset
+  root = footage_root / "raw" / name
+  counts = smoke_data.MAKERS[name](str(root))
+  listed = audioset.list_segments(ml_collections.ConfigDict(
+      dict(name=name, manual_dir=str(root))))
+  assert {k: len(v) for k, v in listed.found.items()} == counts == {
+      "train": 2, "test": 1}
+  assert not listed.missing and not listed.bad_rows
+  if name == "audioset":
+    assert len(listed.class_names) == 527
+    assert listed.class_names[:2] == ["Speech", "Music"]
+    assert [s.labels for s, _, _ in listed.found["train"]] == [(0, 2), (1, 3)]
+  else:
+    assert listed.class_names == ["people marching", "skateboarding"]
+  paths = [path for _, path, _ in listed.found["train"]]
+  wave, _ = audio_decode.decode_audio(paths[0], 16000)
+  assert wave.size > 5 * 16000 and np.sqrt(np.mean(np.square(wave))) > 1e-3
+  with pytest.raises(audio_decode.NoAudio, match="no audio track"):
+    audio_decode.decode_audio(paths[1], 16000)
+
+
 def test_every_runnable_paper_variant_is_in_the_table():
   names = [n for n, _ in smoke_configs.runnable_variants()]
-  assert len(names) == 29  # + ava_slowfast:k400, ava_videomae:k400_vit_b (#21)
+  # 29 + mbt:audioset, mbt:vggsound, ast:audioset (#22)
+  assert len(names) == 32
   assert set(CHEAPEST.values()) <= set(names)
   assert smoke_configs.smallest_batch(
       dict(smoke_configs.runnable_variants())["mvitv2:s_16x4_k400"]) == 2

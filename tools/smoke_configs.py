@@ -7,7 +7,8 @@
 For each paper variant whose dataset vidjax can build (kinetics400,
 something_something_v2, ucf101, ava: the AVA detectors ava_slowfast:k400
 and ava_videomae:k400_vit_b, evaluated by frame-mAP on the tree's GT
-boxes; the `sports1m` and `imagenet` variants are
+boxes; audioset and vggsound: MBT-B and AST-B with the audio track of
+real footage, evaluated by mAP / top-1; the `sports1m` and `imagenet` variants are
 architecture entries of tools.model_table), exactly as a user would
 smoke-test it:
 
@@ -59,7 +60,8 @@ if __name__ == "__main__":
   _OUT = flags.DEFINE_string("out", "", "Write the rows as JSON here.")
   _TIMEOUT = flags.DEFINE_integer("timeout", 3600, "Seconds per variant.")
 
-BUILDABLE = ("kinetics400", "something_something_v2", "ucf101", "ava")
+BUILDABLE = ("kinetics400", "something_something_v2", "ucf101", "ava",
+             "audioset", "vggsound")
 # Test videos evaluated (with every paper view): a larger --manual_dir
 # dataset still evaluates quickly.
 EVAL_VIDEOS = 2
@@ -155,7 +157,8 @@ def _check_metrics(workdir: str) -> str:
   if not evals:
     return "no evaluation metrics"
   values = [v for k, v in evals[-1].items() if k in (
-      "eval/loss", "eval/recon_loss", "eval/frame_map")]  # frame_map: AVA
+      "eval/loss", "eval/recon_loss", "eval/frame_map",  # frame_map: AVA
+      "eval/map", "eval/top1")]  # audio-visual: AudioSet mAP, VGGSound top-1
   if not values or not all(math.isfinite(v) for v in values):
     return f"evaluation loss not finite: {evals[-1]}"
   return ""

