@@ -20,7 +20,10 @@ from vidjax.convert.common import rename_keys  # noqa: E402
 from tools.conversion_parity import TORCHVISION  # noqa: E402
 
 # One xdist worker runs this module: its module fixture is built once.
-pytestmark = pytest.mark.xdist_group("convert_image_resnet")
+# Tiny models run once: compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 25 -> 21 CPU-s), same tolerances.
+pytestmark = [pytest.mark.xdist_group("convert_image_resnet"),
+              pytest.mark.fast_compile]
 
 TOL = 1e-4
 LABELS = ["a", "b", "c", "d", "e"]

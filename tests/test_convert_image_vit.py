@@ -22,7 +22,10 @@ from vidjax.layers.embedding import inflate_patch_kernel  # noqa: E402
 from vidjax.registry import build_model  # noqa: E402
 
 # One xdist worker runs this module: its module fixture is built once.
-pytestmark = pytest.mark.xdist_group("convert_image_vit")
+# Tiny models run once: compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 22 -> 19 CPU-s), same tolerances.
+pytestmark = [pytest.mark.xdist_group("convert_image_vit"),
+              pytest.mark.fast_compile]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = 1e-4

@@ -11,7 +11,10 @@ import pytest
 from conftest import tiny_config
 
 # One xdist worker runs this module: its module fixture is built once.
-pytestmark = pytest.mark.xdist_group("extract_features")
+# A tiny saved run and its feature extraction: compile-bound, so XLA
+# optimisation level 0 (conftest.fast_compile: 19 -> 13 CPU-s).
+pytestmark = [pytest.mark.xdist_group("extract_features"),
+              pytest.mark.fast_compile]
 
 FPS = 10
 NUM_FRAMES = 40

@@ -20,6 +20,10 @@ from vidjax import checkpoint, costs, optim, sharding, steps, train
 from vidjax.errors import VidjaxError
 
 MIB = 2**20
+# 5-6 step runs of tiny models on 8 devices: compile-bound, so XLA
+# optimisation level 0 (conftest.fast_compile: 93 -> 66 CPU-s), same
+# tolerances.
+pytestmark = pytest.mark.fast_compile
 
 
 def test_rule_shards_the_largest_evenly_divisible_dimension():
