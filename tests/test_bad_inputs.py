@@ -21,6 +21,10 @@ from vidjax import train
 from vidjax.errors import VidjaxError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# 1-step runs of tiny models (the checkpoints of the init_from / resume cases,
+# the corrupt-video run): compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 57 -> 31 CPU-s).
+pytestmark = pytest.mark.fast_compile
 
 
 # --- command line: parsed before anything else is imported ----------------

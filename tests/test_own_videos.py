@@ -18,8 +18,10 @@ from tools import frame_difference_rule, make_real_motion
 from vidjax.data import augment, decode, pipeline
 from vidjax.data.augment import AugmentSpec
 
-# One xdist worker runs this module: its module fixture is built once.
-pytestmark = pytest.mark.xdist_group("own_videos")
+# One xdist worker runs this module: its module fixture is built once. The
+# 60-step recipe run is compile-bound: XLA optimisation level 0
+# (conftest.fast_compile: 47 -> 41 CPU-s; same loss bars).
+pytestmark = [pytest.mark.xdist_group("own_videos"), pytest.mark.fast_compile]
 
 SMALL_DEFAULTS = ("single_frame", "late_fusion", "early_fusion",
                   "slow_fusion", "slow_fusion:lecture", "c3d", "r3d",

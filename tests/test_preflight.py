@@ -19,6 +19,9 @@ from vidjax.data import frame_sizes, pipeline
 from vidjax.errors import VidjaxError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The 1-step run behind the init_from case: compile-bound, so XLA
+# optimisation level 0 (conftest.fast_compile: 34 -> 21 CPU-s).
+pytestmark = pytest.mark.fast_compile
 BUILDABLE = ("kinetics400", "something_something_v2", "ucf101", "hmdb51")
 PAPER = [(n, c) for n, c in config_rows() if ":" in n and
          c.dataset.name in BUILDABLE]
