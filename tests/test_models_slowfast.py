@@ -11,6 +11,10 @@ from vidjax import costs, steps
 from vidjax.errors import VidjaxError
 from vidjax.models.slowfast import FastToSlow, SlowFast
 
+# Small nets run once, one train step: compile-bound, so XLA optimisation
+# level 0 (conftest.fast_compile: 51 -> 38 CPU-s), same tolerances.
+pytestmark = pytest.mark.fast_compile
+
 
 @pytest.mark.parametrize("variant,params,gmacs", [("4x16", 34.5e6, 36.1),
                                                   ("8x8", 34.6e6, 65.7)])

@@ -13,6 +13,10 @@ from vidjax.layers.resnet_blocks import Bottleneck
 from vidjax.layers.temporal_shift import temporal_shift
 from vidjax.models.tsm import TSMResNet
 
+# Small nets run once, one train step: compile-bound, so XLA optimisation
+# level 0 (conftest.fast_compile: 43 -> 31 CPU-s), same tolerances.
+pytestmark = pytest.mark.fast_compile
+
 
 def test_shift_moves_two_eighths_of_the_channels_one_frame():
   x = np.asarray(jax.random.normal(jax.random.key(0), (2, 5, 3, 3, 16)))

@@ -19,6 +19,10 @@ from conftest import tiny_config
 from vidjax.data import datasets, decode, listing, video_folder
 from vidjax.errors import VidjaxError
 
+# The 2-step end-to-end run is compile-bound: XLA optimisation level 0
+# (conftest.fast_compile: 36 -> 26 CPU-s for the module).
+pytestmark = pytest.mark.fast_compile
+
 T, H, W = 12, 48, 64
 CODECS = {"mp4": "libx264", "webm": "libvpx-vp9", "avi": "mpeg4",
           "mkv": "ffv1", "ts": "libx264"}
