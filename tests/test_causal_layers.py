@@ -8,6 +8,10 @@ import pytest
 
 from vidjax.layers import causal as C
 
+# Tiny layers run once per chunk: compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 47 -> 27 CPU-s), same tolerances.
+pytestmark = pytest.mark.fast_compile
+
 T = 13  # not divisible by 2, 3 or 5
 
 

@@ -16,7 +16,9 @@ from vidjax.models.inflate import inflate_kernel, inflate_params
 from vidjax.models.resnet3d import ResNet3D
 
 # One xdist worker runs this module: its module fixture is built once.
-pytestmark = pytest.mark.xdist_group("inflate")
+# Small nets run once: compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 28 -> 14 CPU-s), same tolerances.
+pytestmark = [pytest.mark.xdist_group("inflate"), pytest.mark.fast_compile]
 
 KW = dict(num_classes=5, widths=(8, 16), blocks_per_stage=(1, 1),
           stem_width=8)

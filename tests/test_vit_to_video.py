@@ -12,7 +12,10 @@ from vidjax.layers.embedding import (PatchEmbedding, TubeletEmbedding,
 from vidjax.layers.posemb import resize_posemb
 
 # One xdist worker runs this module: its module fixture is built once.
-pytestmark = pytest.mark.xdist_group("vit_to_video")
+# Tiny runs of a few steps: compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 59 -> 38 CPU-s), same tolerances.
+pytestmark = [pytest.mark.xdist_group("vit_to_video"),
+              pytest.mark.fast_compile]
 
 
 @pytest.mark.parametrize("method,scale", [("central_frame", 1.0),
