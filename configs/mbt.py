@@ -16,6 +16,16 @@ tried stays at chance on "which" (0.50; late / video-only / audio-only
 0.50 too), where Owens & Efros' early-fusion CNN (configs/av_sync.py:which)
 reaches 1.00: the fusion bar (MBT >= 0.90) is not met by a from-scratch
 MBT at this size (the paper starts both streams from ImageNet ViT-B).
+Diagnosis (#22, /work/helpers/out_h25a.md): the streams are not broken. The
+audio stream alone names the sounding voice (test 0.90 at 300 steps). A
+2x16x16 tubelet carries its object's colour linearly (ridge readout 0.82,
+tests/test_mbt_video_tokens.py) but only through position-specific
+weights (its channel means: 0.36), and the video stream alone does not
+learn the left object's colour in 300 steps (0.285, chance); 8x4x4
+tubelets (video_patch_size=(8, 4, 4): 2 x 8 x 8 tokens, channel means
+0.87) learn it (0.61 at 300 steps). Still, MBT on "which" stays at chance
+with 8x4x4 tubelets from scratch (800 steps) and from streams pretrained by
+a late-fusion run on (voice, left look, right look) (600 steps).
 Synchronisation: configs/av_sync.py (0.96); `:sync` here is MBT with a
 binary head. Variants (everything else equal):
 
