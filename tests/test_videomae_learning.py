@@ -148,6 +148,16 @@ def test_run_claim_tiny_writes_rows_and_resumes(tmp_path):
   again = vl.run_claim(**kw, log=logs.append)  # nothing trains again
   assert sum("not run again" in line for line in logs) == 3
   assert again["gain"] == result["gain"] and len(vl.read_rows(out)) == 3
+  # Another pretraining setting: pretrain and fine-tune run, the scratch row
+  # (which does not depend on the pretraining) is shared.
+  logs = []
+  other = vl.run_claim(**kw, pretrain_overrides={"model.mask_ratio": 0.75},
+                       log=logs.append)
+  assert sum("not run again" in line for line in logs) == 1
+  assert [r["stage"] for r in vl.read_rows(out)] == [
+      "pretrain", "finetune", "scratch", "pretrain", "finetune"]
+  assert other["scratch"] == result["scratch"]
+  assert other["pretrain"]["mask_ratio"] == 0.75
 
 
 def test_config_choices_of_issue_17():

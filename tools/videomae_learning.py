@@ -27,7 +27,9 @@ mean predictor's (`LOSS_RATIO_BAR`), and fine-tuned video-level test top-1
 
 Rows go to `--out` (JSON) after every stage; a stage already there with the
 same steps, subset and seed is not run again (resumable; runs in `--workdir`
-resume too). `run_claim(...)` returns the same dict for other tools.
+resume too); the scratch stage is keyed by the fine-tuning setting alone, so
+one scratch run serves every pretraining setting compared against it.
+`run_claim(...)` returns the same dict for other tools.
 Wall time (defaults, the 2-core CPU, shared): see `WALL`.
 """
 import hashlib
@@ -169,11 +171,20 @@ def run_claim(pretrain_steps: int = PRETRAIN_STEPS,
       "finetune": experiment.build_config("videomae_finetune", dataset,
                                           finetune_steps, ft_ov,
                                           tiny).to_json()})
+  # The scratch run does not depend on the pretraining: one scratch row per
+  # fine-tuning setting, shared by every pretraining setting compared to it.
+  key["scratch_key"] = tag({
+      k: key[k] for k in ("dataset", "finetune_steps", "train_per_class",
+                          "seed", "tiny", "finetune_overrides")} | {
+      "config": experiment.build_config("videomae_finetune", dataset,
+                                        finetune_steps, ft_ov,
+                                        tiny).to_json()})
   key = json.loads(json.dumps(key))  # tuples -> lists, as stored
+
   def stored(stage):
+    match = (("scratch_key",) if stage == "scratch" else tuple(key))
     for r in rows:
-      if r.get("stage") == stage and all(r.get(k) == v
-                                         for k, v in key.items()):
+      if r.get("stage") == stage and all(r.get(k) == key[k] for k in match):
         return r
     return None
 
@@ -218,7 +229,8 @@ def run_claim(pretrain_steps: int = PRETRAIN_STEPS,
       if not os.path.isdir(os.path.join(enc_dir, "checkpoints")):
         export(pre_dir, enc_dir)
       ov["init_from.checkpoint_path"] = enc_dir
-    name = f"finetune_{tag(key)}" if init else f"scratch_{tag(key)}"
+    name = (f"finetune_{tag(key)}" if init
+            else f"scratch_{key['scratch_key']}")
     return experiment.run("videomae_finetune", dataset, finetune_steps, ov,
                           workdir=os.path.join(workdir, name), tiny=tiny)
 
