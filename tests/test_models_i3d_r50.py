@@ -12,6 +12,10 @@ from vidjax.errors import VidjaxError
 from vidjax.models.inflate import inflate_params
 from vidjax.models.resnet_video import I3DResNet
 
+# Small nets run once (the train step is at level 0 already): XLA
+# optimisation level 0 for the rest (conftest.fast_compile: 30 -> 27 CPU-s).
+pytestmark = pytest.mark.fast_compile
+
 
 def _nl_params(c):   # theta, phi, g: C -> C/2 (+bias); out C/2 -> C (+bias); BN
   return 3 * (c * c // 2 + c // 2) + (c // 2 * c + c) + 2 * c

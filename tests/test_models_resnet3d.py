@@ -11,6 +11,10 @@ from vidjax.costs import kernel_gmacs
 from vidjax.layers.conv3d import Conv2Plus1D, mid_channels
 from vidjax.models.resnet3d import ResNet3D
 
+# Small nets run once: compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 56 -> 14 CPU-s), same tolerances.
+pytestmark = pytest.mark.fast_compile
+
 
 def _n_params(tree):
   return sum(leaf.size for leaf in jax.tree.leaves(tree))
