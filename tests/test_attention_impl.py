@@ -10,6 +10,10 @@ from vidjax.layers import attention
 from vidjax.layers.attention import resolve_impl
 from vidjax.models.vivit import ViViTSpatioTemporal
 
+# Tiny models run once: compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 16 -> 11 CPU-s), same tolerances.
+pytestmark = pytest.mark.fast_compile
+
 BF16, F32 = jnp.bfloat16, jnp.float32
 
 

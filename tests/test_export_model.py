@@ -11,8 +11,11 @@ import pytest
 
 from test_extract_features import make_run
 
-# One xdist worker runs this module: its module fixture is built once.
-pytestmark = pytest.mark.xdist_group("export_model")
+# One xdist worker runs this module: its module fixture is built once. A
+# tiny run and its exported model: compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 31 -> 26 CPU-s), same tolerances.
+pytestmark = [pytest.mark.xdist_group("export_model"),
+              pytest.mark.fast_compile]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

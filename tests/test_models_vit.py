@@ -10,6 +10,10 @@ from vidjax.errors import VidjaxError
 from vidjax.layers.embedding import PatchEmbedding
 from vidjax.models.vit import ViT
 
+# Tiny models run once: compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 14 -> 8 CPU-s), same tolerances.
+pytestmark = pytest.mark.fast_compile
+
 TINY = dict(patch_size=8, hidden_size=16, num_heads=2, mlp_dim=32,
             num_layers=2, head_init_std=0.5)
 

@@ -16,6 +16,10 @@ from vidjax.errors import VidjaxError
 from vidjax.models import separation as sep
 from vidjax.tasks.separation import data, evaluate as ev
 
+# A tiny U-Net run once: compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 26 -> 13 CPU-s), same bars.
+pytestmark = pytest.mark.fast_compile
+
 SR, N = 16000, 8000
 
 
