@@ -16,6 +16,10 @@ from vidjax import train
 from vidjax.errors import VidjaxError
 from vidjax.tasks.separation import task as sep_task
 
+# A 4-step tiny run: compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 39 -> 30 CPU-s), same bars.
+pytestmark = pytest.mark.fast_compile
+
 
 def test_stop_resume_and_final_metrics_on_8_devices(tmp_path):
   assert jax.device_count() == 8
