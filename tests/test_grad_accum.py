@@ -13,9 +13,6 @@ from vidjax.errors import VidjaxError
 from vidjax.registry import build_model
 
 BATCH = 16  # 2 rows per device on 8 devices
-# One or two steps of tiny models: compile-bound, so XLA optimisation level 0
-# (conftest.fast_compile: 46 -> 37 CPU-s), same tolerances.
-pytestmark = pytest.mark.fast_compile
 
 
 def _config(stem: str):

@@ -16,6 +16,10 @@ from tests.localization_runs import TINY_TEST_PER_CLASS, TINY_TRAIN_PER_CLASS
 from vidjax import train
 from vidjax.errors import VidjaxError
 
+# Tiny runs of a few steps: compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 26 -> 20 CPU-s), same bars.
+pytestmark = pytest.mark.fast_compile
+
 
 def _config(root, motion_dir):
   config = scsampler.get_config("tiny")

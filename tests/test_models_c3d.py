@@ -8,6 +8,10 @@ from vidjax import costs
 from vidjax.costs import kernel_gmacs
 from vidjax.models.c3d import C3D
 
+# Small nets run once: compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 14 -> 10 CPU-s).
+pytestmark = pytest.mark.fast_compile
+
 
 def test_paper_size_params_and_macs():
   model, shape = costs.configured_model(c3d_config.get_config("sports1m"))

@@ -7,6 +7,10 @@ import pytest
 from vidjax.models.single_frame import SingleFrameCNN
 from vidjax.registry import build_model
 
+# A tiny net run once: compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 14 -> 6 CPU-s), same tolerances.
+pytestmark = pytest.mark.fast_compile
+
 
 def _clip(seed=0, shape=(2, 6, 16, 16, 3)):
   return jax.random.normal(jax.random.key(seed), shape, jnp.float32)
