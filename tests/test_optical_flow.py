@@ -14,6 +14,10 @@ from vidjax.data.pipeline import ClipSpec, TrainLoader
 from vidjax.errors import VidjaxError
 from vidjax.registry import build_model
 
+# Tiny models and a short run: compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 24 -> 17 CPU-s), same tolerances.
+pytestmark = pytest.mark.fast_compile
+
 
 def _texture(size: int, seed: int = 0) -> np.ndarray:
   noise = np.random.default_rng(seed).uniform(0, 255, (size, size))
