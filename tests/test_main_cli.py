@@ -12,6 +12,9 @@ import pytest
 from conftest import TINY_TEST_PER_CLASS, TINY_TRAIN_PER_CLASS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Tiny `vidjax.main` runs of a few steps: compile-bound, so XLA optimisation
+# level 0, their subprocesses too (conftest.fast_compile: 30 -> 25 CPU-s).
+pytestmark = pytest.mark.fast_compile
 
 
 def run_main(*args, timeout=300):

@@ -17,6 +17,10 @@ from conftest import tiny_config
 from vidjax import checkpoint, config_check, evaluate, metrics, run_record, train
 from vidjax.errors import VidjaxError
 
+# Tiny runs of a few steps: compile-bound, so XLA optimisation level 0
+# (conftest.fast_compile: 32 -> 29 CPU-s).
+pytestmark = pytest.mark.fast_compile
+
 
 @pytest.fixture
 def fake_gcs(tmp_path, monkeypatch):
