@@ -25,7 +25,10 @@ learn the left object's colour in 300 steps (0.285, chance); 8x4x4
 tubelets (video_patch_size=(8, 4, 4): 2 x 8 x 8 tokens, channel means
 0.87) learn it (0.61 at 300 steps). Still, MBT on "which" stays at chance
 with 8x4x4 tubelets from scratch (800 steps) and from streams pretrained by
-a late-fusion run on (voice, left look, right look) (600 steps).
+a late-fusion run on (voice, left look, right look) (600 steps), and
+through the CLI with 8x4x4 tubelets and a 0.02 head (`model.head_init_std`,
+vidjax's ViT's from-scratch choice; default 0, the paper's zero head):
+0.500 at step 1000, train loss 0.693 flat.
 Synchronisation: configs/av_sync.py (0.96); `:sync` here is MBT with a
 binary head. Variants (everything else equal):
 
@@ -147,6 +150,7 @@ def get_config(arg: str = ""):
   m.fusion = "bottleneck"  # | "early" | "late" | "video_only" | "audio_only"
   m.audio_posemb = "learned"  # | "separable"
   m.dropout_rate = m.attention_dropout_rate = m.stochastic_depth = 0.0
+  m.head_init_std = 0.0  # 0: the paper's zero-initialised head
   if arg in ("audioset", "vggsound"):
     audio_visual_data(config, arg, 8.0, 32, 224, MBT_FRONTEND,
                       (1.102, 2.762))  # scenic's spec_mean / spec_stddev
