@@ -29,6 +29,9 @@ DECODER = {"model.decoder_hidden_size": 8, "model.decoder_num_heads": 2,
            "model.mask_ratio": 0.5}
 SCHEDULE = {"num_train_steps": 4, "log_every_steps": 2, "eval_every_steps": 4,
             "checkpoint_every_steps": 4}
+# 4-step `vidjax.main` runs: compile-bound, so XLA optimisation level 0, their
+# subprocesses too (conftest.fast_compile: 64 -> 53 CPU-s).
+pytestmark = pytest.mark.fast_compile
 
 
 def run_module(module, *args):
