@@ -78,6 +78,7 @@ def get_config(arg: str = ""):
   config.task = "videomae_pretrain"
   config.model.name = "videomae_pretrain"
   config.model.mask_ratio = 0.9
+  config.model.mask_type = "tube"  # | "random" (VideoMAE Tab. 1c, #17)
   config.model.norm_pix_loss = True
   if arg in VARIANTS[1:]:
     return _paper(config, *arg.split("_vit_"))

@@ -48,6 +48,27 @@ def test_tube_mask_same_positions_every_time_slot():
   assert masking.tube_mask_count(0.9, 196) == 176  # the paper's 14x14 grid
 
 
+def test_random_mask_same_count_as_tubes_but_not_per_slot():
+  """VideoMAE Tab. 1c's "random" arm: the tube mask's hidden count per clip
+  (so the visible-only encoder sees as many tokens), drawn per token."""
+  grid = (4, 4, 4)
+  mask = np.asarray(masking.draw_mask("random", jax.random.PRNGKey(0), 64,
+                                      grid, 0.75))
+  assert mask.shape == (64, 64) and (mask.sum(-1) == 4 * 12).all()
+  per_slot = mask.reshape(64, 4, 16)
+  assert len(set(per_slot.sum(-1).ravel().tolist())) > 1  # not 12 per slot
+  shown = (~per_slot).any(1)   # positions visible in some slot
+  assert shown.sum(-1).mean() > 4 + 3  # a tube mask shows exactly 4
+  np.testing.assert_array_equal(
+      masking.draw_mask("tube", jax.random.PRNGKey(0), 2, grid, 0.75),
+      masking.tube_mask(jax.random.PRNGKey(0), 2, grid, 0.75))
+  with pytest.raises(ValueError, match="mask_type='block'"):
+    masking.draw_mask("block", jax.random.PRNGKey(0), 2, grid, 0.75)
+  model = VideoMAEPretrain(**TINY, **DECODER, mask_type="block")
+  with pytest.raises(Exception, match="config.model.mask_type='block'"):
+    model.check_input((4, 16, 16, 3))
+
+
 def test_bad_mask_ratio_is_one_line():
   from vidjax.errors import VidjaxError
   model = VideoMAEPretrain(**TINY, **DECODER, mask_ratio=1.0)

@@ -76,13 +76,16 @@ def _loss_fn(config):
   return per_clip
 
 
-def _mask_ratio(model_config) -> float:
-  """config.model.mask_ratio, else the model class's default."""
-  if "mask_ratio" in model_config:
-    return float(model_config.mask_ratio)
+def _model_field(model_config, name: str):
+  """config.model.<name>, else the model class's default."""
+  if name in model_config:
+    return model_config[name]
   cls = registry.get_model_class(model_config.name)
-  return float(next(f.default for f in dataclasses.fields(cls)
-                    if f.name == "mask_ratio"))
+  return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+
+
+def _mask_ratio(model_config) -> float:
+  return float(_model_field(model_config, "mask_ratio"))
 
 
 def make_pretrain_step(config, schedule):
@@ -92,13 +95,15 @@ def make_pretrain_step(config, schedule):
   accum = steps.grad_accum_steps(config)
   patch = tuple(config.model.patch_size)
   ratio = _mask_ratio(config.model)
+  mask_type = str(_model_field(config.model, "mask_type"))
 
   def train_step(state: TrainState, batch: dict):
     rng = jax.random.fold_in(state.rng, state.step)
     dropout_rng, mask_rng = jax.random.split(rng)
     video = batch["video"]
     grid = tuple(s // p for s, p in zip(video.shape[1:4], patch))
-    mask = masking.tube_mask(mask_rng, video.shape[0], grid, ratio)
+    mask = masking.draw_mask(mask_type, mask_rng, video.shape[0], grid,
+                             ratio)
 
     def loss_fn(params, micro, rng):
       loss = per_clip(state.apply_fn, params, micro[0], True,

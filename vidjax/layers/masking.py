@@ -13,6 +13,10 @@ release's `flatten(2)`.
 
 * `tube_mask`: (B, N) boolean masks (True = hidden), drawn on the device from
   a PRNG key (jit-friendly: no host work).
+* `random_mask`: the paper's "random" ablation arm (Tab. 1c: per-token
+  masking, no tubes), hiding the same number of tokens per clip as the tube
+  mask (`T' x tube_mask_count`), so the encoder's visible count is the same;
+  `draw_mask(mask_type, ...)` picks one by `config.model.mask_type`.
 * `split_indices`: a mask -> (visible, masked) token indices, each in
   ascending order (the order in which the release gathers `x[~mask]` and
   `x[mask]`), with static lengths so the encoder can run on the visible tokens
@@ -50,6 +54,29 @@ def tube_mask(rng: jax.Array, batch: int, grid: Sequence[int],
   rank = jnp.argsort(jnp.argsort(noise, axis=-1), axis=-1)
   per_slot = rank < hidden
   return jnp.tile(per_slot, (1, steps))
+
+
+def random_mask(rng: jax.Array, batch: int, grid: Sequence[int],
+                mask_ratio: float) -> jax.Array:
+  """(batch, T'*H'*W') bool; True = hidden. Positions drawn independently of
+  the time slot (VideoMAE Tab. 1c "random"); the same hidden count per clip
+  as `tube_mask`, but not per slot."""
+  steps, rows, cols = grid
+  hidden = steps * tube_mask_count(mask_ratio, rows * cols)
+  noise = jax.random.uniform(rng, (batch, steps * rows * cols))
+  rank = jnp.argsort(jnp.argsort(noise, axis=-1), axis=-1)
+  return rank < hidden
+
+
+MASKS = {"tube": tube_mask, "random": random_mask}
+
+
+def draw_mask(mask_type: str, rng: jax.Array, batch: int,
+              grid: Sequence[int], mask_ratio: float) -> jax.Array:
+  """`MASKS[mask_type]`; a ValueError names the choices."""
+  if mask_type not in MASKS:
+    raise ValueError(f"mask_type={mask_type!r}: one of {', '.join(MASKS)}")
+  return MASKS[mask_type](rng, batch, grid, mask_ratio)
 
 
 def split_indices(mask: jax.Array, num_masked: int) -> Tuple[jax.Array,

@@ -172,7 +172,7 @@ class VideoMAEPretrain(VideoMAEOptions):
 
   `__call__(x, train=False, mask=None)`: `mask` (B, N) bool, True = hidden,
   must hide exactly `num_masked(grid)` tokens per clip (tube masks from
-  `masking.tube_mask` do); without it a tube mask is drawn from the "masking"
+  `masking.tube_mask` do); without it a `mask_type` mask is drawn from the "masking"
   rng stream (a fixed key when the stream is absent, e.g. in eval/costs).
   `norm_pix_loss` is read by the loss (`vidjax.pretrain_step`), not here.
   """
@@ -181,6 +181,7 @@ class VideoMAEPretrain(VideoMAEOptions):
   decoder_num_heads: int = 6
   decoder_mlp_dim: int = 1536
   mask_ratio: float = 0.9
+  mask_type: str = "tube"   # | "random" (Tab. 1c; vidjax.layers.masking)
   norm_pix_loss: bool = True
 
   def check_input(self, input_shape):
@@ -188,6 +189,9 @@ class VideoMAEPretrain(VideoMAEOptions):
     if not 0.0 <= self.mask_ratio < 1.0:
       raise VidjaxError(f"config.model.mask_ratio={self.mask_ratio} must be "
                         "in [0, 1)")
+    if self.mask_type not in masking.MASKS:
+      raise VidjaxError(f"config.model.mask_type={self.mask_type!r}: one of "
+                        f"{', '.join(masking.MASKS)}")
     if self.decoder_hidden_size % self.decoder_num_heads:
       raise VidjaxError(
           f"config.model.decoder_hidden_size={self.decoder_hidden_size} is "
@@ -212,7 +216,8 @@ class VideoMAEPretrain(VideoMAEOptions):
     if mask is None:
       rng = (self.make_rng("masking") if self.has_rng("masking")
              else jax.random.PRNGKey(0))
-      mask = masking.tube_mask(rng, batch, grid, self.mask_ratio)
+      mask = masking.draw_mask(self.mask_type, rng, batch, grid,
+                               self.mask_ratio)
     elif not isinstance(mask, jax.core.Tracer):
       counts = np.asarray(mask).sum(axis=-1)
       if np.any(counts != num_masked):
