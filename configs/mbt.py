@@ -16,7 +16,7 @@ tried stays at chance on "which" (0.50; late / video-only / audio-only
 0.50 too), where Owens & Efros' early-fusion CNN (configs/av_sync.py:which)
 reaches 1.00: the fusion bar (MBT >= 0.90) is not met by a from-scratch
 MBT at this size (the paper starts both streams from ImageNet ViT-B).
-Diagnosis (#22, /work/helpers/out_h25a.md): the streams are not broken. The
+Diagnosis (#22, benchmarks/RESULTS.md "Why MBT stays at chance"): the streams are not broken. The
 audio stream alone names the sounding voice (test 0.90 at 300 steps). A
 2x16x16 tubelet carries its object's colour linearly (ridge readout 0.82,
 tests/test_mbt_video_tokens.py) but only through position-specific
