@@ -48,12 +48,18 @@ def tube_mask(rng: jax.Array, batch: int, grid: Sequence[int],
   over the T' time slots; exactly `tube_mask_count` hidden per slot."""
   steps, rows, cols = grid
   spatial = rows * cols
-  hidden = tube_mask_count(mask_ratio, spatial)
-  noise = jax.random.uniform(rng, (batch, spatial))
+  per_slot = _random_subset(rng, batch, spatial,
+                            tube_mask_count(mask_ratio, spatial))
+  return jnp.tile(per_slot, (1, steps))
+
+
+def _random_subset(rng: jax.Array, batch: int, size: int,
+                   hidden: int) -> jax.Array:
+  """(batch, size) bool with exactly `hidden` True per row, uniformly."""
+  noise = jax.random.uniform(rng, (batch, size))
   # rank of each position in a random permutation; the `hidden` lowest hide.
   rank = jnp.argsort(jnp.argsort(noise, axis=-1), axis=-1)
-  per_slot = rank < hidden
-  return jnp.tile(per_slot, (1, steps))
+  return rank < hidden
 
 
 def random_mask(rng: jax.Array, batch: int, grid: Sequence[int],
@@ -62,10 +68,8 @@ def random_mask(rng: jax.Array, batch: int, grid: Sequence[int],
   the time slot (VideoMAE Tab. 1c "random"); the same hidden count per clip
   as `tube_mask`, but not per slot."""
   steps, rows, cols = grid
-  hidden = steps * tube_mask_count(mask_ratio, rows * cols)
-  noise = jax.random.uniform(rng, (batch, steps * rows * cols))
-  rank = jnp.argsort(jnp.argsort(noise, axis=-1), axis=-1)
-  return rank < hidden
+  return _random_subset(rng, batch, steps * rows * cols,
+                        steps * tube_mask_count(mask_ratio, rows * cols))
 
 
 MASKS = {"tube": tube_mask, "random": random_mask}
