@@ -17,10 +17,12 @@ def data_dir(tmp_path_factory):
 
 
 def short_run(data_dir, workdir, kind):
+  # One device, not conftest's 8 forced ones: the same batch of 32 and the
+  # same gradients, without 8-way partitioning on 2 cores.
   config = tiny_config(
       data_dir, model="single_frame", num_train_steps=500, batch_size=32,
       eval_every_steps=1000, checkpoint_every_steps=1000,
-      log_every_steps=50)
+      log_every_steps=50, num_devices=1)
   config.dataset.config = kind
   config.dataset.train_per_class = 160
   config.dataset.test_per_class = 25
