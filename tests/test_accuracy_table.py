@@ -11,7 +11,9 @@ from vidjax.errors import VidjaxError
 MODELS = ["early_fusion", "vivit_factorized"]
 DATASETS = ["motion"]
 # One xdist worker runs this module: its module fixture runs once (pytest.ini).
-pytestmark = pytest.mark.xdist_group("accuracy_table")
+# fast_compile: tiny 1-step runs cost their compiles, not their steps.
+pytestmark = [pytest.mark.xdist_group("accuracy_table"),
+              pytest.mark.fast_compile]
 
 
 @pytest.fixture(scope="module")

@@ -57,6 +57,7 @@ def _rel(a, b) -> float:
   return float(np.sqrt(diff / norm))
 
 
+@pytest.mark.fast_compile  # one step each way: compile-bound
 @pytest.mark.parametrize("stem", ["vivit_spatiotemporal", "videomae_pretrain"])
 def test_accumulated_update_equals_full_batch(stem):
   mesh = sharding.make_mesh()

@@ -10,7 +10,9 @@ from tools import benchmark
 
 PEAK = 2e12  # FLOP/s per device, given (XLA:CPU has no known peak)
 # One xdist worker runs this module: its module fixture runs once (pytest.ini).
-pytestmark = pytest.mark.xdist_group("mfu")
+# fast_compile: three 2-step benchmarks cost their compiles; the FLOPs are
+# the model's own count and the MFU is computed from the measured step.
+pytestmark = [pytest.mark.xdist_group("mfu"), pytest.mark.fast_compile]
 
 
 def _run(num_devices, scan=False):
