@@ -123,6 +123,7 @@ def test_every_runnable_paper_variant_is_in_the_table():
       dict(smoke_configs.runnable_variants())["mvitv2:s_16x4_k400"]) == 2
 
 
+@pytest.mark.fast_compile  # its subprocess too: one step costs its compile
 @pytest.mark.parametrize("family", sorted(CHEAPEST))
 def test_cheapest_variant_of_the_family_trains_and_evaluates_at_paper_size(
     family, footage_root, capsys):

@@ -132,6 +132,7 @@ def test_failures_name_each_bar():
   assert vl.failures({**result, "loss_ratio": 0.5, "gain": 0.1}) == []
 
 
+@pytest.mark.fast_compile  # five 2-step runs: compile-bound
 def test_run_claim_tiny_writes_rows_and_resumes(tmp_path):
   out = str(tmp_path / "rows.json")
   kw = dict(pretrain_steps=2, finetune_steps=2, train_per_class=2,
