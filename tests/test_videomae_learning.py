@@ -46,7 +46,7 @@ def clips(split, count):
 def test_decoder_linear_layers_start_xavier_uniform():
   model = small_model()
   x = jnp.zeros((1, 8, 32, 32, 3))
-  params = model.init({"params": jax.random.PRNGKey(0)}, x)["params"]
+  params = jax.jit(model.init)({"params": jax.random.PRNGKey(0)}, x)["params"]
   for name, fan_in, fan_out in (("encoder_to_decoder", 32, 32),
                                 ("decoder_head", 32, math.prod(PATCH) * 3)):
     kernel = np.asarray(params[name]["kernel"])
@@ -69,8 +69,8 @@ def test_short_pretraining_beats_mean_predictor():
   train, test = clips("train", 256), clips("test", 64)
   mean_pixel = train.mean(axis=(0, 1, 2, 3))
   norm = lambda v: (v - 0.5) / 0.25
-  params = model.init({"params": jax.random.PRNGKey(0)},
-                      jnp.asarray(norm(train[:2])))["params"]
+  params = jax.jit(model.init)({"params": jax.random.PRNGKey(0)},
+                               jnp.asarray(norm(train[:2])))["params"]
   tx = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, 2e-3, 30, 300),
                    b2=0.95, weight_decay=0.05)
   grid = (4, 4, 4)
@@ -80,19 +80,20 @@ def test_short_pretraining_beats_mean_predictor():
     return reconstruction_loss(pred, video, idx, PATCH, False).mean()
 
   @jax.jit
-  def step(p, opt, key):
+  def step(p, opt, key, data):  # data: an argument, not a 25 MB constant
     k1, k2 = jax.random.split(key)
-    batch = jax.random.choice(k1, train.shape[0], (32,), replace=False)
+    batch = jax.random.choice(k1, data.shape[0], (32,), replace=False)
     mask = masking.tube_mask(k2, 32, grid, 0.75)
-    loss, g = jax.value_and_grad(loss_fn)(p, jnp.asarray(train)[batch], mask)
+    loss, g = jax.value_and_grad(loss_fn)(p, data[batch], mask)
     updates, opt = tx.update(g, opt, p)
     return optax.apply_updates(p, updates), opt, loss
 
   opt = tx.init(params)
   key = jax.random.PRNGKey(1)
+  train_clips = jnp.asarray(train)
   for _ in range(300):
     key, sub = jax.random.split(key)
-    params, opt, _ = step(params, opt, sub)
+    params, opt, _ = step(params, opt, sub, train_clips)
   mask = masking.tube_mask(jax.random.PRNGKey(2), test.shape[0], grid, 0.75)
   loss = float(loss_fn(params, jnp.asarray(test), mask))
   mean_loss = float(np.mean((test - mean_pixel) ** 2))
