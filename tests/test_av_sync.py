@@ -23,12 +23,14 @@ def _inner(model, variables, video, audio):
   return np.asarray(got["audio_steps"][0]), np.asarray(got["fused"][0])
 
 
+@pytest.mark.fast_compile  # a few calls of one tiny program
 def test_audio_of_a_step_meets_only_that_steps_frames():
   model = AVSync(num_classes=2, width=16, fused_blocks=0)
   rng = np.random.default_rng(0)
   video = jnp.asarray(rng.standard_normal((1, 16, 32, 32, 3)), jnp.float32)
   audio = rng.standard_normal((1, 201, 64)).astype(np.float32)
-  variables = model.init(jax.random.PRNGKey(0), video, jnp.asarray(audio))
+  variables = jax.jit(model.init)(jax.random.PRNGKey(0), video,
+                                  jnp.asarray(audio))
   steps, fused = _inner(model, variables, video, jnp.asarray(audio))
   assert steps.shape == (1, 8, 16)           # 8 steps of 25 audio frames
   assert fused.shape == (1, 8, 4, 4, 32)
