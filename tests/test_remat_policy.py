@@ -33,7 +33,7 @@ def _max_rel(a, b) -> float:
   return diff / max(float(np.max(np.abs(np.asarray(y)))) for y in b)
 
 
-@pytest.mark.fast_compile  # five compiled steps; the HLO is the same
+@pytest.mark.fast_compile  # five compiled steps (21 -> 14 CPU-s); same ladder
 def test_policies_order_temp_memory_and_keep_the_gradients():
   base_temp, (base_loss, base_grads) = _grad_step()
   temps = {}
