@@ -7,32 +7,45 @@ Default: bottleneck MBT on the embedded `synthetic_av` "which" data (two
 objects of different looks, one sounds with the voice of its look; label =
 its side, left / right: only the voice-to-look or onset-to-flash match
 tells; training rows mirrored with the label swapped), a small model for a
-2-core CPU: 2 x 4 layers of width 64, fusion from layer 1 through 4
-bottleneck tokens, video 16 x 32^2 in 2x16x16 tubelets (8 x 2 x 2 tokens:
-one per quadrant and 0.25 s), audio 2 s -> 201 x 64 log-mel (10 ms hop) in
-25x16 patches (8 x 4 tokens: one per 0.25 s, the tubelets' time span),
-2000 steps of 32. Measured (benchmarks/RESULTS.md, #22): every MBT variant
-tried stays at chance on "which" (0.50; late / video-only / audio-only
-0.50 too), where Owens & Efros' early-fusion CNN (configs/av_sync.py:which)
-reaches 1.00: the fusion bar (MBT >= 0.90) is not met by a from-scratch
-MBT at this size (the paper starts both streams from ImageNet ViT-B).
-Diagnosis (#22, benchmarks/RESULTS.md "Why MBT stays at chance"): the streams are not broken. The
-audio stream alone names the sounding voice (test 0.90 at 300 steps). A
-2x16x16 tubelet carries its object's colour linearly (ridge readout 0.82,
-tests/test_mbt_video_tokens.py) but only through position-specific
-weights (its channel means: 0.36), and the video stream alone does not
-learn the left object's colour in 300 steps (0.285, chance); 8x4x4
-tubelets (video_patch_size=(8, 4, 4): 2 x 8 x 8 tokens, channel means
-0.87) learn it (0.61 at 300 steps). Still, MBT on "which" stays at chance
-with 8x4x4 tubelets from scratch (800 steps) and from streams pretrained by
-a late-fusion run on (voice, left look, right look) (600 steps), and
-through the CLI with 8x4x4 tubelets and a 0.02 head (`model.head_init_std`,
-vidjax's ViT's from-scratch choice; default 0, the paper's zero head):
-0.500 at step 1000, train loss 0.693 flat.
+2-core CPU: 2 x 4 layers of width 64, fusion from layer 2 through 4
+bottleneck tokens, video 16 x 32^2 in 4x8x8 tubelets (4 x 4 x 4 tokens),
+audio 2 s -> 201 x 64 log-mel (10 ms hop) in 25x16 patches (8 x 4 tokens),
+1000 steps of 32 at AdamW 3e-4.
+
+As in the paper, whose streams start from ImageNet-21k ViT-B and AST-style
+audio models, the fusion run starts from pretrained streams, each trained
+alone on a question its modality answers (three CLI runs; tools.av_check
+runs them in order):
+
+  python -m vidjax.main --config=configs/mbt.py:looks --workdir=runs/looks
+  python -m vidjax.main --config=configs/mbt.py:voice --workdir=runs/voice
+  python -m vidjax.main --config=configs/mbt.py --workdir=runs/mbt \
+    --config.init_from.checkpoint_path=runs/looks,runs/voice
+
+* `:looks`: the video stream alone (`fusion="video_only"`) names both
+  objects' colour classes, left and right (`objective="looks"`, 16
+  classes), with position embeddings drawn at std 1.0
+  (`model.posemb_init_std`; ViT's 0.02 left the side unlearnt: the stream
+  named the pair of colours but not which was where, 0.53 vs 0.92 at 600
+  steps, benchmarks/RESULTS.md);
+* `:voice`: the audio stream alone names the sounding voice's colour class
+  (`objective="voice"`);
+* the fusion run loads each stream by name from its run (init_from with
+  two comma-separated checkpoints; the bottleneck tokens and the head start
+  fresh). The head starts at std 0.02 (`model.head_init_std`; the paper's
+  zero head passes no gradient to the streams, and on "which" no stream
+  feature alone correlates with the label, so a zero-head run sits on the
+  0.693 plateau), and the learning rate is 3e-4 (at 1e-3 the same run
+  stayed on the plateau for 1000+ steps).
+Measured: benchmarks/RESULTS.md (#22). From scratch (no init_from) every
+MBT variant stays at chance on "which" (0.50), where Owens & Efros'
+early-fusion CNN (configs/av_sync.py:which) reaches 1.00 from scratch.
 Synchronisation: configs/av_sync.py (0.96); `:sync` here is MBT with a
 binary head. Variants (everything else equal):
 
-* `:late`, `:early`, `:video_only`, `:audio_only`: config.model.fusion;
+* `:late`, `:early`, `:video_only`, `:audio_only`: config.model.fusion
+  (the baselines, from the same pretrained streams);
+* `:looks`, `:voice`: the streams' pretraining runs (above);
 * `:sync`: aligned vs shifted (>= 0.25 s) audio, 2 classes
   (config.objective="sync"); `:sync_noise`: its control, every waveform
   replaced by white noise of the same RMS (chance is 0.5);
@@ -62,7 +75,7 @@ binary head. Variants (everything else equal):
 from configs import default
 
 VARIANTS = ("", "late", "early", "video_only", "audio_only", "sync",
-            "sync_noise", "tiny", "audioset", "vggsound")
+            "sync_noise", "looks", "voice", "tiny", "audioset", "vggsound")
 
 # The toy front end (vidjax.audio.frontend.LogMelConfig fields): librosa
 # framing, 32 ms Hann frames every 10 ms, 64 Slaney mels, dB.
@@ -175,16 +188,19 @@ def get_config(arg: str = ""):
   synthetic_data(config, "which")
   config.dataset.hflip = True   # mirrored rows: the side label swaps too
   m.hidden_size, m.num_heads, m.mlp_dim, m.num_layers = 64, 4, 128, 4
-  m.fusion_layer, m.num_bottlenecks = 1, 4
-  m.video_patch_size = (2, 16, 16)
+  m.fusion_layer, m.num_bottlenecks = 2, 4
+  m.video_patch_size = (4, 8, 8)      # 4 x 4 x 4 tokens
   m.audio_patch_size = m.audio_patch_stride = (25, 16)
   m.classifier = "token"
+  m.head_init_std = 0.02  # a zero head gets no gradient here (docstring)
   config.batch_size, config.eval_batch_size = 32, 64
-  config.num_train_steps = 2000
+  config.num_train_steps = 1000
   config.log_every_steps = 50
-  config.eval_every_steps = config.checkpoint_every_steps = 500
+  config.eval_every_steps = config.checkpoint_every_steps = 250
   o = config.optimizer
-  o.name, o.learning_rate, o.warmup_steps = "adamw", 1e-3, 100
+  # Fine-tuning from the pretrained streams (init_from, docstring): 3e-4;
+  # at 1e-3 the same run sits on the 0.693 plateau for 1000+ steps.
+  o.name, o.learning_rate, o.warmup_steps = "adamw", 3e-4, 100
   o.weight_decay, o.grad_clip_norm = 0.05, 1.0
   if arg in ("late", "early", "video_only", "audio_only"):
     m.fusion = arg
@@ -192,6 +208,13 @@ def get_config(arg: str = ""):
     config.objective = "sync"
     config.dataset.sync = True
     config.dataset.audio_control = "noise" if arg == "sync_noise" else ""
+  if arg == "looks":  # the video stream's pretraining
+    m.fusion, config.objective = "video_only", "looks"
+    m.posemb_init_std = 1.0
+    config.num_train_steps, o.learning_rate = 1000, 1e-3
+  if arg == "voice":  # the audio stream's pretraining
+    m.fusion, config.objective = "audio_only", "voice"
+    config.num_train_steps, o.learning_rate = 600, 1e-3
   if arg == "tiny":
     tiny(config)
   return config

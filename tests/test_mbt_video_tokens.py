@@ -1,8 +1,8 @@
 """What MBT's video tokens see on synthetic_av `which` (issue #22; Nagrani
 et al., NeurIPS 2021, MBT: ViViT tubelets, a linear embedding of each
 t x h x w x 3 pixel block). The objects are ~6 px on a 32^2 frame, so one
-2x16x16 tubelet (the default, configs/mbt.py) holds one object on ~10% of
-its pixels over a random dark background.
+2x16x16 tubelet (MBT-B's shape; configs/mbt.py now uses 4x8x8) holds one
+object on ~10% of its pixels over a random dark background.
 
 The frames go through the task's own path (`steps.normalize` with the
 task's mean / std, then `TubeletEmbedding` with an identity kernel, so each
@@ -70,7 +70,9 @@ def _readout(patch, means_only=False):
 
 
 def test_default_tubelet_is_the_configs():
-  assert tuple(mbt.get_config().model.video_patch_size) == (2, 16, 16)
+  assert tuple(mbt.get_config().model.video_patch_size) == (4, 8, 8)
+  assert tuple(mbt.get_config("audioset").model.video_patch_size) == (
+      2, 16, 16)
 
 
 # Measured (seed 0, 256 train / 128 test clips, 2 objects each; chance 0.25):

@@ -11,18 +11,23 @@ WORKDIR/eval/test_step<N>/metrics.json is read and compared with its bar:
 
 | run | config | bar |
 |---|---|---|
-| mbt | mbt.py (bottleneck fusion) | top-1 >= 0.90; bottlenecks zeroed at test time <= 0.60 |
+| looks | mbt.py:looks (video stream pretraining: both objects' colours) | - |
+| voice | mbt.py:voice (audio stream pretraining: the voice's colour) | - |
+| mbt | mbt.py (bottleneck fusion, from looks + voice) | top-1 >= 0.90; bottlenecks zeroed at test time <= 0.60 |
 | late | mbt.py:late | top-1 <= 0.65 |
 | video_only | mbt.py:video_only | top-1 <= 0.65 |
 | audio_only | mbt.py:audio_only | top-1 <= 0.65 |
 | early | mbt.py:early (full cross-attention, reported beside) | - |
+| mbt_scratch | mbt.py without init_from (reported beside) | - |
 | sync | av_sync.py (Owens & Efros' early-fusion network) | accuracy >= 0.95 (chance 0.5) |
 | sync_noise | av_sync.py:noise (audio replaced by noise) | accuracy <= 0.55 |
 | sync_mbt | mbt.py:sync (MBT with a binary head, reported beside) | - |
 | which_cnn | av_sync.py:which (the early-fusion network on the fusion task) | - |
 | ast | ast.py (audio only, voice task) | - |
 
-All on the embedded synthetic_av "which" build (two objects of different
+mbt, late, video_only, audio_only and early start from the looks and voice
+runs' streams (`--config.init_from.checkpoint_path=DIR/looks,DIR/voice`),
+which run first (video_only from looks, audio_only from voice). All on the embedded synthetic_av "which" build (two objects of different
 looks, one sounds with the voice of its look, label = its side; circular
 events), except ast (the "fusion" build's voice task). `--steps` overrides
 every run's num_train_steps (the bars are stated for the configs' own).
@@ -39,21 +44,30 @@ import time
 
 from vidjax import cli
 
+PRETRAINED = ("looks", "voice")  # MBT's streams, init_from (configs/mbt.py)
 RUNS = {
+    "looks": ("mbt", "looks", {}),
+    "voice": ("mbt", "voice", {}),
     "mbt": ("mbt", "", {"eval/top1": (">=", 0.90),
                         "eval/top1_zero_bottlenecks": ("<=", 0.60)}),
     "late": ("mbt", "late", {"eval/top1": ("<=", 0.65)}),
     "video_only": ("mbt", "video_only", {"eval/top1": ("<=", 0.65)}),
     "audio_only": ("mbt", "audio_only", {"eval/top1": ("<=", 0.65)}),
     "early": ("mbt", "early", {}),
+    "mbt_scratch": ("mbt", "", {}),
     "sync": ("av_sync", "", {"eval/top1": (">=", 0.95)}),
     "sync_noise": ("av_sync", "noise", {"eval/top1": ("<=", 0.55)}),
     "sync_mbt": ("mbt", "sync", {}),
     "which_cnn": ("av_sync", "which", {}),
     "ast": ("ast", "", {}),
 }
-DEFAULT_RUNS = ("mbt", "late", "video_only", "audio_only", "sync",
-                "sync_noise", "which_cnn")
+DEFAULT_RUNS = ("looks", "voice", "mbt", "late", "video_only",
+                "audio_only", "sync", "sync_noise", "which_cnn")
+# Runs that start from the pretrained streams (the paper starts both from
+# ImageNet / AudioSet models): --config.init_from.checkpoint_path=
+# <workdir>/looks,<workdir>/voice (a one-stream baseline: its stream's run).
+FROM_STREAMS = {"mbt": PRETRAINED, "late": PRETRAINED, "early": PRETRAINED,
+                "video_only": ("looks",), "audio_only": ("voice",)}
 
 
 def command(run: str, workdir: str, steps: int = 0) -> list:
@@ -64,6 +78,9 @@ def command(run: str, workdir: str, steps: int = 0) -> list:
           f"--workdir={os.path.join(workdir, run)}"]
   if steps:
     args.append(f"--config.num_train_steps={steps}")
+  if run in FROM_STREAMS:
+    args.append("--config.init_from.checkpoint_path=" + ",".join(
+        os.path.join(workdir, p) for p in FROM_STREAMS[run]))
   return args
 
 
@@ -123,10 +140,20 @@ def prepare(runs) -> None:
 
 def check(runs=DEFAULT_RUNS, workdir: str = "runs/av_check", steps: int = 0,
           jobs: int = 1) -> list:
+  """Runs `runs` (the pretrained streams first, one at a time, where a
+  fusion run needs them) and returns their rows in `runs`' order."""
+  runs = tuple(runs)
+  first = tuple(p for p in PRETRAINED if p in runs or any(
+      r in FROM_STREAMS for r in runs))
+  rest = tuple(r for r in runs if r not in first)
   if jobs > 1:
-    prepare(runs)
+    prepare(first + rest)
+  done = {r: run_one(r, workdir, steps) for r in first}
   with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
-    return list(pool.map(lambda r: run_one(r, workdir, steps), runs))
+    done.update(zip(rest, pool.map(lambda r: run_one(r, workdir, steps),
+                                   rest)))
+  return [done[r] for r in runs if r in done] + [
+      done[r] for r in first if r not in runs]
 
 
 def table(rows) -> str:

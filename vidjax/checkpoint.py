@@ -236,6 +236,38 @@ def load_pretrained(path: str) -> Tuple[dict, dict, str]:
           os.path.join(directory, str(step)))
 
 
+def init_paths(value) -> list:
+  """`config.init_from.checkpoint_path` -> its checkpoints: one path, or
+  several joined by "," (for example MBT's video and audio streams, each
+  pretrained in its own run): each parameter comes from the first listed
+  checkpoint that has it by name and shape (`merge_first`)."""
+  paths = [p.strip() for p in str(value or "").split(",")]
+  if any(not p for p in paths) and len(paths) > 1:
+    raise VidjaxError(f"config.init_from.checkpoint_path={value!r}: an empty "
+                      "path in the comma-separated list")
+  return [p for p in paths if p]
+
+
+def merge_first(target, sources) -> Tuple[dict, list, list, list]:
+  """`merge_pretrained` over several loaded trees in order: a leaf comes from
+  the first tree that has it by name and shape. Returns (merged tree,
+  [loaded names per source], skipped 'name: reason' of the leaves no source
+  filled (the last source's reasons), [unused names per source])."""
+  done_all, dones, unused_all = set(), [], []
+  skipped = []
+  for loaded in sources:
+    flat = flax.traverse_util.flatten_dict(loaded, sep="/") if loaded else {}
+    fresh = {k: v for k, v in flat.items() if k not in done_all}
+    target, done, skipped, unused = merge_pretrained(
+        target, flax.traverse_util.unflatten_dict(fresh, sep="/")
+        if fresh else {})
+    skipped = [s for s in skipped if s.split(":")[0] not in done_all]
+    unused_all.append(sorted(set(unused) | (set(flat) - set(fresh))))
+    dones.append(done)
+    done_all.update(done)
+  return target, dones, skipped, unused_all
+
+
 def check_fits(target, loaded, path: str, min_fraction: float = 0.5):
   """Raises unless most of a checkpoint (by values) fits `target` by name and
   shape: a checkpoint of another model fails here, before any compile, while

@@ -106,9 +106,12 @@ def abstract_params(model, config):
 
 def check_init_from(config, params, class_names=()):
   """`init_from` against the model from the checkpoint's saved shapes."""
-  path = config.init_from.checkpoint_path
-  if not path:
-    return
+  from vidjax import checkpoint  # noqa: PLC0415 (orbax: slow)
+  for path in checkpoint.init_paths(config.init_from.checkpoint_path):
+    _check_one_init(config, params, class_names, path)
+
+
+def _check_one_init(config, params, class_names, path: str):
   from vidjax import checkpoint, init_adapt  # noqa: PLC0415 (orbax: slow)
   shapes, where = checkpoint.pretrained_param_shapes(path)
   if shapes is None:  # an old checkpoint without saved shapes: checked later

@@ -68,26 +68,31 @@ def initial_state(config, model, tx, mesh, ckpt, log, class_names=(),
     state = ckpt.restore(abstract, latest)
     log(f"resumed from {ckpt.path(latest)} at step {latest}")
     return state, shardings
-  path = config.init_from.checkpoint_path
-  if path:  # ViT -> ViViT, position embeddings, the head's rows by name
+  paths = checkpoint.init_paths(config.init_from.checkpoint_path)
+  loaded = []  # ViT -> ViViT, position embeddings, the head's rows by name
+  for path in paths:
     params, stats, where = checkpoint.load_pretrained(path)
     params = init_adapt.adapt_pretrained(config, params, abstract.params,
                                          where, log, class_names=class_names)
     stats = init_adapt.adapt_batch_stats(config, stats)
     checkpoint.check_fits(abstract.params, params, path)
+    loaded.append((params, stats, where))
   state = jax.jit(create, out_shardings=shardings)()
-  if path:
-    new_params, done, skipped, unused = checkpoint.merge_pretrained(
-        state.params, params)
+  if loaded:
+    new_params, dones, skipped, unused = checkpoint.merge_first(
+        state.params, [p for p, _, _ in loaded])
     new_stats = state.batch_stats
     if state.batch_stats:
-      new_stats, *_ = checkpoint.merge_pretrained(state.batch_stats, stats)
-    log(f"init_from {where}: loaded {len(done)} of "
-        f"{len(done) + len(skipped)} parameters")
+      new_stats, *_ = checkpoint.merge_first(state.batch_stats,
+                                             [s for _, s, _ in loaded])
+    total = sum(len(d) for d in dones) + len(skipped)
+    for (_, _, where), done in zip(loaded, dones):
+      log(f"init_from {where}: loaded {len(done)} of {total} parameters")
     for line in skipped:
       log(f"  not loaded (kept its initialisation): {line}")
-    for name in unused:
-      log(f"  unused from the checkpoint: {name}")
+    for names in unused:
+      for name in names:
+        log(f"  unused from the checkpoint: {name}")
     state = jax.device_put(
         state.replace(params=new_params, batch_stats=new_stats), shardings)
   return state, shardings

@@ -24,6 +24,11 @@ Objectives (`config.objective`):
   step, row); every test example once aligned and once shifted (chance 0.5).
 * "voice" (the AST sanity task): the colour class of the sounding object
   (synthetic_av's colour fixes the voice's pitch band); audio alone tells.
+* "looks" (synthetic_av: a video stream's pretraining, as MBT starts its
+  streams from supervised ImageNet / AudioSet models): 4 x (left object's
+  colour class) + (right object's), 16 classes; the left object is the one
+  whose box centre is further left in frame 0, read after mirroring (a
+  mirrored row swaps them). Video alone tells.
 * AudioSet / VGGSound builds store round(clip_seconds x fps) frames of
   resize_short^2 (vidjax/data/audioset.py); `fit_video` gives the model
   config.dataset.num_frames frames `frame_stride` apart, centred, and the
@@ -44,7 +49,7 @@ from vidjax.errors import VidjaxError
 
 TRAIN_KEYS = ("video", "audio", "label")
 EVAL_KEYS = ("video", "audio")
-OBJECTIVES = ("classification", "sync", "voice")
+OBJECTIVES = ("classification", "sync", "voice", "looks")
 USER_DATA = ("audioset", "vggsound")   # the user's clips, audioset.py
 # The annotation files each reads (config key, default name in manual_dir),
 # as audioset.list_segments looks for them.
@@ -78,9 +83,9 @@ def check(config):
     raise VidjaxError(f"config.dataset.audio_samples={samples}: must be > 0 "
                       "(clip seconds x sample rate)")
   name = d.get("name", "synthetic_av")
-  if objective == "voice" and name != "synthetic_av":
-    raise VidjaxError(f"config.objective='voice' needs synthetic_av (the "
-                      f"sounding object's colour), not {name!r}")
+  if objective in ("voice", "looks") and name != "synthetic_av":
+    raise VidjaxError(f"config.objective={objective!r} needs synthetic_av "
+                      f"(its objects' colours), not {name!r}")
   want = name == "audioset" and objective == "classification"
   if bool(d.get("multilabel", False)) != want:
     raise VidjaxError(f"config.dataset.multilabel={d.get('multilabel')}: "
@@ -153,6 +158,8 @@ def select(batch: dict, objective: str, control: str, key,
   elif objective == "voice":  # the sounding object's colour class
     label = np.take_along_axis(batch["colour"], np.argmax(
         batch["sounding"], axis=1)[:, None], axis=1)[:, 0]
+  elif objective == "looks":
+    label = looks(batch["colour"], batch["boxes"])
   elif multilabel:  # AudioSet: the multi-hot targets
     label = np.asarray(batch["labels"], np.float32)
   else:
@@ -169,6 +176,15 @@ def select(batch: dict, objective: str, control: str, key,
   if "valid" in batch:
     out["valid"] = batch["valid"]
   return out
+
+
+def looks(colour: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+  """[B] int32 "looks" labels: 4 x left colour class + right colour class,
+  from colour [B, 2] and boxes [B, 2, T, 4] (normalised x1, y1, x2, y2)."""
+  centre = boxes[:, :, 0, 0] + boxes[:, :, 0, 2]       # 2 x centre x, frame 0
+  left = np.argmin(centre, axis=1)
+  rows = np.arange(len(colour))
+  return (4 * colour[rows, left] + colour[rows, 1 - left]).astype(np.int32)
 
 
 class TrainLoader:

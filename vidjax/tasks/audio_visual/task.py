@@ -9,9 +9,11 @@ and data-parallel batches (vidjax/tasks/base.py is the interface).
 * `config.objective`: "classification" (the dataset's labels; softmax
   top-1, and for multi-label data -- AudioSet -- sigmoid outputs scored by
   mAP, vidjax/audio/metrics.py), "sync" (Owens & Efros, ECCV 2018:
-  aligned vs shifted audio, 2 classes, accuracy; the loader's pairs) or
+  aligned vs shifted audio, 2 classes, accuracy; the loader's pairs),
   "voice" (synthetic_av: the sounding object's colour class, which its
-  pitch band tells: AST's sanity task).
+  pitch band tells: AST's sanity task and MBT's audio pretraining) or
+  "looks" (synthetic_av: the two objects' colour classes, left and right,
+  16 classes: MBT's video pretraining; data.py).
 * Batches: {video uint8, audio float32 waveform, label}; the log-mel front
   end (`config.audio_frontend`, a vidjax.audio.frontend.LogMelConfig) runs
   inside the jitted step and is recorded with the run (config.json, the
@@ -65,6 +67,10 @@ def class_names(config) -> list:
   if objective == "voice":
     from vidjax.data import av_render  # noqa: PLC0415
     return list(av_render.COLOUR_NAMES)
+  if objective == "looks":  # data.looks: 4 x left colour + right colour
+    from vidjax.data import av_render  # noqa: PLC0415
+    return [f"{a}|{b}" for a in av_render.COLOUR_NAMES
+            for b in av_render.COLOUR_NAMES]
   if d.name == "synthetic_av":
     from vidjax.data import av_render  # noqa: PLC0415
     return list(av_render.class_names(d.get("config", "fusion")))
