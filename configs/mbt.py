@@ -26,8 +26,8 @@ runs them in order):
   objects' colour classes, left and right (`objective="looks"`, 16
   classes), with position embeddings drawn at std 1.0
   (`model.posemb_init_std`; ViT's 0.02 left the side unlearnt: the stream
-  named the pair of colours but not which was where, 0.53 vs 0.92 at 600
-  steps, benchmarks/RESULTS.md);
+  named the pair of colours but not which was where, test 0.51 vs 0.85 at
+  600 steps, benchmarks/RESULTS.md);
 * `:voice`: the audio stream alone names the sounding voice's colour class
   (`objective="voice"`);
 * the fusion run loads each stream by name from its run (init_from with

@@ -298,7 +298,8 @@ def parse_overrides(items) -> dict:
 
 # `--preset=data_efficiency`: the setting of the +10 claim's best runs
 # (benchmarks/RESULTS.md, "The +10 claim at 9600 pretraining steps": +22.4 /
-# +9.3 points over seeds 0 / 1): plain background, random
+# +9.3 / +15.5 points over seeds 0 / 1 / 2; seed 1 at --pretrain_steps=19200:
+# +28.5): plain background, random
 # masking at 0.75, 9600 pretraining steps (128 epochs), 4 labelled videos
 # per class. Explicit flags win over the preset's values.
 PRESETS = {"data_efficiency": dict(

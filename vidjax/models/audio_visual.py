@@ -39,10 +39,10 @@
 
   Both models draw their learned position embeddings from a normal of std
   `posemb_init_std` (ViT's 0.02 by default). On the toy `synthetic_av`
-  (configs/mbt.py:looks) a from-scratch video stream with 0.02 learned
-  which colours a clip holds but not on which side (16-way left / right
-  colours: test 0.53 at 600 steps), with 1.0, as large as a token's
-  embedding, it learned both (0.92).
+  (configs/mbt.py:looks, 600 steps) a from-scratch video stream with 0.02
+  learned which colours a clip holds but not on which side (16-way left /
+  right colours: test 0.51), with 1.0, as large as a token's embedding, it
+  learned both (0.85; benchmarks/RESULTS.md, #22).
 
 Paper sizes (tools.model_table, configs/mbt.py:audioset; scenic's
 `projects/mbt/configs/audioset/balanced_audioset_base.py`): ViT-B per stream
