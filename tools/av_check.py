@@ -25,11 +25,12 @@ WORKDIR/eval/test_step<N>/metrics.json is read and compared with its bar:
 | which_cnn | av_sync.py:which (the early-fusion network on the fusion task) | - |
 | ast | ast.py (audio only, voice task) | - |
 
-mbt, late, video_only, audio_only and early start from the looks and voice
-runs' streams (`--config.init_from.checkpoint_path=DIR/looks,DIR/voice`),
-which run first (video_only from looks, audio_only from voice). All on the embedded synthetic_av "which" build (two objects of different
-looks, one sounds with the voice of its look, label = its side; circular
-events), except ast (the "fusion" build's voice task). `--steps` overrides
+mbt, late and early start from the looks and voice runs' streams
+(`--config.init_from.checkpoint_path=DIR/looks,DIR/voice`), video_only
+from looks and audio_only from voice; those two run first. All on the
+embedded synthetic_av "which" build (two objects of different looks, one
+sounds with the voice of its look, label = its side; circular events),
+except ast (the "fusion" build's voice task). `--steps` overrides
 every run's num_train_steps (the bars are stated for the configs' own).
 """
 from __future__ import annotations
