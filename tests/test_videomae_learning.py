@@ -123,6 +123,29 @@ def test_target_baselines():
   assert plain["noise_floor_loss"] == 0.0
 
 
+def test_flat_tubelets_have_target_zero_in_the_baselines():
+  """Plain background: every tubelet the object misses is flat, and its
+  norm-pix target is exactly 0 (float32 numpy left ~0.15 per value there,
+  +8% on the mean predictor's loss). The zero predictor's loss is then
+  (n - 1) / n per non-constant tubelet channel, as the training loss's
+  targets (`masking.tubelet_targets`) give it."""
+  config = experiment.build_config(
+      "videomae_pretrain", "motion", 10,
+      {"dataset.synthetic_background": "plain"})
+  video = vl._clips(config, "test", 16, clean=False)
+  x = np.asarray(masking.patchify(video, PATCH))
+  constant = (x == x[..., :1, :]).all(axis=-2)         # (B, N, C)
+  target = vl._targets(video, PATCH, True)
+  assert constant.mean() > 0.5                          # mostly background
+  assert not np.any(target.transpose(0, 1, 3, 2)[constant])
+  n = math.prod(PATCH)
+  expect = float(np.mean(np.where(constant, 0.0, (n - 1) / n)))
+  got = vl.target_baselines(config, 16)["mean_predictor_loss"]
+  assert got == pytest.approx(expect, rel=1e-4)  # less: the eps in std + eps
+  train_targets = masking.tubelet_targets(jnp.asarray(video), PATCH, True)
+  assert float(jnp.mean(train_targets ** 2)) == pytest.approx(got, rel=0.01)
+
+
 def test_failures_name_each_bar():
   result = {"pretrain": {"recon_loss": 0.6}, "finetune": {"top1": 0.70},
             "scratch": {"top1": 0.65}, "loss_ratio": 0.6, "gain": 0.05}
@@ -138,8 +161,21 @@ def test_run_claim_tiny_writes_rows_and_resumes(tmp_path):
   out = str(tmp_path / "rows.json")
   kw = dict(pretrain_steps=2, finetune_steps=2, train_per_class=2,
             workdir=str(tmp_path / "runs"), out=out, tiny=True)
+  # --stage=pretrain: the pretraining row and its ratio, nothing fine-tuned.
+  first = vl.run_claim(**kw, log=lambda *a: None, pretrain_only=True)
+  assert "gain" not in first and "finetune" not in first
+  assert [r["stage"] for r in vl.read_rows(out)] == ["pretrain"]
+  assert "pretrain" in vl.table(first) and "scratch" not in vl.table(first)
+  # A row stored by an older baseline version gets new baselines when read.
+  stale = vl.read_rows(out)
+  stale[0].pop("baselines_version")
+  stale[0]["mean_predictor_loss"] = 123.0
+  vl.write_rows(out, stale)
   result = vl.run_claim(**kw, log=lambda *a: None)
   rows = vl.read_rows(out)
+  assert rows[0]["mean_predictor_loss"] == first["pretrain"][
+      "mean_predictor_loss"]
+  assert rows[0]["baselines_version"] == vl.BASELINES_VERSION
   assert [r["stage"] for r in rows] == ["pretrain", "finetune", "scratch"]
   assert rows[0]["steps"] == rows[1]["steps"] == 2
   assert rows[1]["train_per_class"] == 2
