@@ -80,6 +80,39 @@ def _fast(item):
   return fast_compile() if marked else contextlib.nullcontext()
 
 
+# `VIDJAX_TEST_CPU_LOG=FILE python -m pytest ...` appends one JSON line per
+# test to FILE: its wall seconds and the CPU seconds (user + sys) of the
+# worker and of the child processes it waited for, setup (module fixtures
+# made for it) + call + teardown. CPU seconds barely move with other load on
+# the machine, so two suites can be compared test by test
+# (`python -m tools.test_cpu A B`).
+_CPU_LOG = os.environ.get("VIDJAX_TEST_CPU_LOG")
+
+
+def _cpu_seconds():
+  import resource  # noqa: PLC0415
+  own = resource.getrusage(resource.RUSAGE_SELF)
+  kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return (own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+  if not _CPU_LOG:
+    return (yield)
+  import json  # noqa: PLC0415
+  import time  # noqa: PLC0415
+  t0, (own0, kids0) = time.time(), _cpu_seconds()
+  try:
+    return (yield)
+  finally:
+    own1, kids1 = _cpu_seconds()
+    line = json.dumps({"test": item.nodeid, "wall": time.time() - t0,
+                       "cpu": own1 - own0, "children_cpu": kids1 - kids0})
+    with open(_CPU_LOG, "a") as f:
+      f.write(line + "\n")
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item):  # module fixtures are made here
   with _fast(item):

@@ -27,8 +27,10 @@ def short_run(data_dir, workdir, kind):
   config.dataset.train_per_class = 160
   config.dataset.test_per_class = 25
   config.dataset.crop_size = 32
-  config.dataset.num_frames = 4
-  config.dataset.frame_stride = 4
+  # Two frames a clip (the model sees each alone either way): 0.155 on
+  # motion, 0.38 on appearance; 73 CPU-s for both runs, 119 with four.
+  config.dataset.num_frames = 2
+  config.dataset.frame_stride = 8
   config.model.widths = (16, 32, 64)
   config.optimizer.learning_rate = 3e-3
   config.optimizer.warmup_steps = 20
