@@ -1,8 +1,8 @@
 """Owens & Efros' early-fusion network (vidjax/models/av_sync.py, issue
 #22): a video step's audio feature comes from its own audio window alone
-and is tiled over that step's feature map at the fusion, and the network learns which of two visible objects sounds on
-a small synthetic_av "which" build through the shared loop, while the same
-run with its audio replaced by noise stays at chance."""
+and is tiled over that step's feature map at the fusion, and the network
+learns which of two visible objects sounds on a small synthetic_av "which"
+build through the shared loop."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,10 +70,11 @@ def _small(tmp_path, arg: str):
   return config
 
 
-def test_learns_which_object_sounds_and_noise_audio_does_not(tmp_path):
+def test_learns_which_object_sounds(tmp_path):
+  """The controls (audio replaced by noise, one modality alone: chance) are
+  `python -m tools.av_check`'s rows (sync_noise, video_only, audio_only,
+  late), not run here: the same 300 steps with noise audio (eval 0.42, bar
+  <= 0.7) cost CI another ~55 CPU-s."""
   config = _small(tmp_path, "which")
   got = train.train_and_evaluate(config, str(tmp_path / "which"))
   assert got["eval/top1"] >= 0.9, got
-  config.dataset.audio_control = "noise"
-  got = train.train_and_evaluate(config, str(tmp_path / "noise"))
-  assert got["eval/top1"] <= 0.7, got
