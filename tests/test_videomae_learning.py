@@ -222,8 +222,11 @@ def test_data_efficiency_preset_resolves_to_the_measured_setting():
   steps, per_class, pre, fine = vl.resolve(ns(preset="data_efficiency"))
   assert (steps, per_class) == (9600, 4)
   assert pre == {"dataset.synthetic_background": "plain",
-                 "model.mask_ratio": 0.75, "model.mask_type": "random"}
+                 "model.mask_ratio": 0.75, "model.mask_type": "random",
+                 "model.decoder_hidden_size": 128,
+                 "model.decoder_mlp_dim": 512, "model.decoder_num_heads": 4}
   assert fine == {"dataset.synthetic_background": "plain"}
+  preset_pre = {**pre, "seed": 0}
   steps, per_class, pre, _ = vl.resolve(ns(
       preset="data_efficiency", pretrain_steps=1200,
       pretrain_override=["model.mask_type=tube"]))
@@ -234,5 +237,4 @@ def test_data_efficiency_preset_resolves_to_the_measured_setting():
   rows = vl.read_rows(os.path.join(os.path.dirname(os.path.dirname(
       os.path.abspath(__file__))), vl.DEFAULT_OUT))
   assert any(r.get("stage") == "pretrain" and r.get("steps") == 9600 and
-             (r.get("pretrain_overrides") or {}).get("model.mask_type") ==
-             "random" for r in rows)
+             r.get("pretrain_overrides") == preset_pre for r in rows)
