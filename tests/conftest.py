@@ -83,8 +83,9 @@ def _fast(item):
 # `VIDJAX_TEST_CPU_LOG=FILE python -m pytest ...` appends one JSON line per
 # test to FILE: its wall seconds and the CPU seconds (user + sys) of the
 # worker and of the child processes it waited for, setup (module fixtures
-# made for it) + call + teardown. CPU seconds barely move with other load on
-# the machine, so two suites can be compared test by test
+# made for it) + call + teardown. CPU seconds move much less than wall
+# seconds with other load on the machine (10-20% more on a loaded 2-core
+# CPU), so two suites run alike can be compared test by test
 # (`python -m tools.test_cpu A B`).
 _CPU_LOG = os.environ.get("VIDJAX_TEST_CPU_LOG")
 

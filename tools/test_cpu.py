@@ -8,7 +8,8 @@
 CI runs the suite on 2 cores with 2 pytest-xdist workers, so its wall time
 is about the suite's CPU seconds / 2; CPU seconds (user + sys of the worker
 and of the subprocesses it waited for; tests/conftest.py writes one line per
-test) barely move with other load on the machine, wall seconds do. With one
+test) move much less with other load on the machine than wall seconds (10-20%
+more on a loaded 2-core CPU: compare runs made alike). With one
 log: the top tests and the total. With two: both columns, the change and the
 totals, sorted by the largest change.
 """
