@@ -326,9 +326,9 @@ def parse_overrides(items) -> dict:
 # random masking at 0.75, 9600 pretraining steps (128 epochs), 4 labelled
 # videos per class, and a decoder 128 wide (4 heads, MLP 512; the config's
 # 32-wide one sits at 0.97 of the mean predictor until ~2000 steps, and its
-# 32-dim head cannot span the 384 values of a tubelet's target): seed 0
-# ratio 0.509, +35.2 points (32 wide: 0.78, +22.4; seeds 1 / 2: +9.3 /
-# +15.5). The encoder is the fine-tuning config's either way. Explicit flags
+# 32-dim head cannot span the 384 values of a tubelet's target): seeds 0 / 1
+# ratio 0.509 / 0.56, +35.2 / +32.1 points (32 wide: 0.78 / 0.80, +22.4 /
+# +9.3). The encoder is the fine-tuning config's either way. Explicit flags
 # win over the preset's values.
 PRESETS = {"data_efficiency": dict(
     pretrain_steps=9600, train_per_class=4,
