@@ -1,9 +1,9 @@
 """Remote workdirs (gs://...) keep their scheme through the training loop.
 
 No network: a fake `gs://` maps each bucket path onto a local folder at the
-three places where vidjax hands a path to a file system (etils.epath via
-`config_check.remote_path`, Orbax's CheckpointManager, TensorBoard's writer),
-and records the paths they were given. A run with `--workdir=gs://bucket/run`
+two places where vidjax hands a path to a file system (etils.epath via
+`config_check.remote_path`, TensorBoard's event files included, and Orbax's
+CheckpointManager), and records the paths they were given. A run with `--workdir=gs://bucket/run`
 must hand them `gs://bucket/run/...`, never `/cwd/gs:/bucket/run`, and
 another run must `init_from` it.
 """
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.fast_compile
 @pytest.fixture
 def fake_gcs(tmp_path, monkeypatch):
   root = tmp_path / "gcs"
-  seen = {"orbax": [], "tb": [], "epath": []}
+  seen = {"orbax": [], "epath": []}
 
   def local(path) -> str:
     path = str(path)
@@ -47,16 +47,6 @@ def fake_gcs(tmp_path, monkeypatch):
     return real_manager(directory, *args, **kwargs)
 
   monkeypatch.setattr(checkpoint, "_manager", manager)
-  import tensorflow as tf
-  real_writer = tf.summary.create_file_writer
-
-  def writer(logdir, *args, **kwargs):
-    if config_check.is_remote(logdir):
-      seen["tb"].append(logdir)
-      logdir = local(logdir)
-    return real_writer(logdir, *args, **kwargs)
-
-  monkeypatch.setattr(tf.summary, "create_file_writer", writer)
   cwd = tmp_path / "cwd"
   cwd.mkdir()
   monkeypatch.chdir(cwd)
@@ -87,7 +77,10 @@ def test_training_and_init_from_on_a_gs_workdir(fake_gcs, tiny_data_dir,
   run = root / "bucket" / "run"
   assert "checkpoint gs://bucket/run/checkpoints/4" in out
   assert set(seen["orbax"]) == {"gs://bucket/run/checkpoints"}
-  assert seen["tb"] == ["gs://bucket/run/tb"]
+  # TensorBoard's event file (vidjax/tb_events.py) goes through epath too.
+  assert "gs://bucket/run/tb" in seen["epath"]
+  (events,) = {p for p in seen["epath"] if p.startswith(
+      "gs://bucket/run/tb/events.out.tfevents.")}
   assert "gs://bucket/run/metrics.jsonl" in seen["epath"]
   assert "gs://bucket/run/class_names.json" in seen["epath"]
   rows = [json.loads(line) for line in open(run / "metrics.jsonl")]
@@ -97,7 +90,7 @@ def test_training_and_init_from_on_a_gs_workdir(fake_gcs, tiny_data_dir,
   assert json.load(open(run / "config.json"))["num_train_steps"] == 4
   assert (run / "eval" / "test_step4" / "metrics.json").exists()
   assert "4" in os.listdir(run / "checkpoints")
-  assert os.listdir(run / "tb")
+  assert os.listdir(run / "tb") == [events.split("/")[-1]]
   assert os.listdir(cwd) == []  # nothing like ./gs:/bucket/run
 
   # A local run initialised from the remote one loads every parameter.

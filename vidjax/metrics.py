@@ -2,10 +2,10 @@
 
 One JSON object per logged step: {"step": 100, "train/loss": ..., ...}. Only
 process 0 writes. A tqdm progress bar shows step, loss, steps/s and ETA.
-A remote workdir (gs://...) is written through etils.epath and TensorBoard's
-own file system layer. Beyond scalars (vidjax/run_record.py): `write_image`
+A remote workdir (gs://...) is written through etils.epath. Beyond scalars (vidjax/run_record.py): `write_image`
 (the sample clips, the confusion matrix), `write_text` (the config) and
-`write_hparams` (TensorBoard's HParams tab), all through `tf.summary`.
+`write_hparams` (TensorBoard's HParams tab). TensorBoard's files are written
+without TensorFlow (vidjax/tb_events.py).
 """
 import json
 import math
@@ -16,6 +16,7 @@ from typing import Dict
 import numpy as np
 
 from vidjax.config_check import is_remote, remote_path
+from vidjax.tb_events import EventWriter
 
 
 def _clean(value):
@@ -30,10 +31,9 @@ class MetricWriter:
     self.path = os.path.join(workdir, "metrics.jsonl")
     self._tb = None
     if enabled:
-      import tensorflow as tf  # already imported by TFDS; CPU only here.
-      tf.config.set_visible_devices([], "GPU")
-      self._tf = tf
-      self._tb = tf.summary.create_file_writer(os.path.join(workdir, "tb"))
+      tb_dir = os.path.join(workdir, "tb")
+      self._tb = EventWriter(tb_dir, remote_path if is_remote(tb_dir)
+                             else None)
 
   def write(self, step: int, metrics: Dict[str, float]):
     if not self.enabled:
@@ -43,41 +43,32 @@ class MetricWriter:
     with (remote_path(self.path).open("a") if is_remote(self.path)
           else open(self.path, "a")) as f:
       f.write(json.dumps(row) + "\n")
-    tb_dir = os.path.join(os.path.dirname(self.path), "tb")
-    try:
-      with self._tb.as_default(step=int(step)):
-        for key, value in row.items():
-          if key != "step" and isinstance(value, float):
-            self._tf.summary.scalar(key, value)
-      self._tb.flush()
-    except self._tf.errors.OpError as e:  # TF's own I/O errors -> OSError
-      raise OSError(0, e.message.splitlines()[0], tb_dir) from None
+    self._summary(lambda: [self._tb.scalar(step, key, value)
+                           for key, value in row.items()
+                           if key != "step" and isinstance(value, float)])
 
-  def _summary(self, step: int, write):
-    """Runs write() inside the TensorBoard writer at `step` (process 0)."""
+  def _summary(self, write):
+    """Runs write() on the TensorBoard writer and flushes (process 0)."""
     if not self.enabled:
       return
     try:
-      with self._tb.as_default(step=int(step)):
-        write()
+      write()
       self._tb.flush()
-    except self._tf.errors.OpError as e:
-      raise OSError(0, e.message.splitlines()[0], os.path.join(
-          os.path.dirname(self.path), "tb")) from None
+    except OSError as e:  # a full disk: name the event file
+      raise OSError(e.errno, e.strerror, self._tb.path) from None
 
   def write_image(self, step: int, tag: str, image: np.ndarray):
-    """One RGB uint8 image [H, W, 3] (tf.summary.image)."""
-    self._summary(step, lambda: self._tf.summary.image(
-        tag, np.asarray(image, np.uint8)[None]))
+    """One RGB uint8 image [H, W, 3] (TensorBoard's images tab)."""
+    self._summary(lambda: self._tb.image(step, tag, image))
 
   def write_text(self, step: int, tag: str, text: str):
-    """Markdown text (tf.summary.text: TensorBoard's text tab)."""
-    self._summary(step, lambda: self._tf.summary.text(tag, text))
+    """Markdown text (TensorBoard's text tab)."""
+    self._summary(lambda: self._tb.text(step, tag, text))
 
   def write_hparams(self, hparams: Dict[str, object]):
     """Scalar config fields for TensorBoard's HParams tab."""
-    from tensorboard.plugins.hparams import api as hp  # noqa: PLC0415
-    self._summary(0, lambda: hp.hparams(hparams))
+    from tensorboard.plugins.hparams import summary_v2  # noqa: PLC0415
+    self._summary(lambda: self._tb.summary(0, summary_v2.hparams_pb(hparams)))
 
   def close(self, quiet: bool = False):
     """Closes TensorBoard; quiet: ignore errors (another one is raised)."""
