@@ -217,7 +217,9 @@ def render_from_params(p: dict, num_frames: int, res: int) -> np.ndarray:
   obj = c1 + tex[..., None] * (c2 - c1)
   a = alpha[..., None]
   video = bg[None] + a * (obj - bg[None])
-  video += noise_rng.standard_normal(video.shape, dtype=f32) * f32(p["frame_noise"])
+  if p["frame_noise"]:  # most videos have none: skip drawing it
+    video += noise_rng.standard_normal(video.shape, dtype=f32) * f32(
+        p["frame_noise"])
   return np.clip(np.rint(video), 0, 255).astype(np.uint8)
 
 
