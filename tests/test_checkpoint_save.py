@@ -1,6 +1,6 @@
 """vidjax/checkpoint.py's save on one host with 8 devices: a replicated state
-is written without compiling anything (no per-replica slices, one program
-for the finiteness check), and reads back exactly."""
+is written without compiling anything (no per-replica slices), and reads
+back exactly."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -53,8 +53,7 @@ def test_replicated_save_on_8_devices_compiles_nothing_and_restores(
   assert all(len(x.sharding.device_set) == 8 and x.sharding.is_fully_replicated
              for x in jax.tree.leaves(state.params))
   ckpt = checkpoint.Checkpointer(str(tmp_path), keep=2)
-  # The finiteness check: one program for the whole tree (op by op it was
-  # two per leaf shape).
+  # The finiteness check before a save: one program for the whole tree.
   assert _lowerings(lambda: checkpoint._all_finite(state.params)) == 1
   # Orbax's replica-parallel default lowers one slice program per shape and
   # replica (32 here).
