@@ -321,16 +321,12 @@ def parse_overrides(items) -> dict:
   return out
 
 
-# `--preset=data_efficiency`: the setting of both claims (benchmarks/
-# RESULTS.md, "19200 pretraining steps: both claims"): plain background,
-# random masking at 0.75, 19200 pretraining steps (256 epochs), 4 labelled
-# videos per class, and a decoder 128 wide (4 heads, MLP 512; the config's
-# 32-wide one sits at 0.97 of the mean predictor until ~2000 steps, and its
-# 32-dim head cannot span the 384 values of a tubelet's target). Seeds 0 / 1:
-# ratio 0.42 / 0.48, fine-tuned +38.4 / +34.9 points over scratch
-# (at 9600 steps: 0.509 / 0.56, +35.2 / +32.1; 32 wide: 0.78 / 0.80). The
-# encoder is the fine-tuning config's either way. Explicit flags win over
-# the preset's values.
+# `--preset=data_efficiency`: the setting of both claims (RESULTS.md, "19200
+# pretraining steps: both claims"): plain background, random masking at 0.75,
+# 19200 pretraining steps, 4 labelled videos per class, a decoder 128 wide (4
+# heads, MLP 512; the config's 32-dim head cannot span a tubelet's 384 target
+# values). Seeds 0 / 1: ratio 0.42 / 0.48, fine-tuned +38.4 / +34.9 points
+# over scratch. The encoder is the fine-tuning config's. Flags win over it.
 PRESETS = {"data_efficiency": dict(
     pretrain_steps=19200, train_per_class=4,
     pretrain_override=["dataset.synthetic_background=plain",
