@@ -2,10 +2,10 @@
 
 One JSON object per logged step: {"step": 100, "train/loss": ..., ...}. Only
 process 0 writes. A tqdm progress bar shows step, loss, steps/s and ETA.
-A remote workdir (gs://...) is written through etils.epath. Beyond scalars (vidjax/run_record.py): `write_image`
-(the sample clips, the confusion matrix), `write_text` (the config) and
-`write_hparams` (TensorBoard's HParams tab). TensorBoard's files are written
-without TensorFlow (vidjax/tb_events.py).
+A remote workdir (gs://...) is written through etils.epath. Beyond scalars
+(vidjax/run_record.py): `write_image` (the sample clips, the confusion
+matrix), `write_text` (the config) and `write_hparams` (TensorBoard's HParams
+tab). TensorBoard's files are written without TensorFlow (vidjax/tb_events.py).
 """
 import json
 import math

@@ -16,7 +16,6 @@
   `evaluate.write_outputs` and as the `eval/confusion_matrix` image at each
   evaluation. Nothing here runs in the per-step path.
 """
-import io
 import json
 import math
 import os
@@ -25,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from vidjax.config_check import is_remote, remote_path
+from vidjax.tb_events import png
 
 CONFIG_FILE = "config.json"
 MAX_CLIPS, MAX_FRAMES = 8, 16  # sample clips shown: rows x frames
@@ -180,10 +180,7 @@ def eval_record(workdir: str, step: int, final: bool, last: dict, views: int,
 
 
 def save_png(image: np.ndarray, path: str) -> str:
-  from PIL import Image  # noqa: PLC0415
-  buf = io.BytesIO()
-  Image.fromarray(image).save(buf, format="PNG")
   with (remote_path(path).open("wb") if is_remote(path)
         else open(path, "wb")) as f:
-    f.write(buf.getvalue())
+    f.write(png(image))
   return path
